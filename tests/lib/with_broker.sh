@@ -4,6 +4,7 @@
 # directory, runs CMD with these variables exported, then stops the broker:
 #   VARVE_BOOTSTRAP  host:port of the broker        VARVE_DATA_DIR  its log.dirs
 #   VARVE_PID        broker process id              VARVE_LOG       broker's log file
+#   VARVE_PID_FILE   file holding the current broker pid (changes on restart)
 #   VARVE_RESTART    path of a script that restarts the broker (same port and data dir);
 #                    `$VARVE_RESTART kill` restarts after SIGKILL, `$VARVE_RESTART` after SIGTERM
 # Extra broker settings: VARVE_OVERRIDES="key=value key2=value2".
@@ -48,6 +49,7 @@ echo "VARVE_PID=\$(cat "$work/pid")"
 SH
 chmod +x "$work/start.sh" "$work/restart.sh"
 export VARVE_RESTART=$work/restart.sh
+export VARVE_PID_FILE=$work/pid
 
 stop_broker() {
   local pid
