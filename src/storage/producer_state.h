@@ -22,6 +22,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <vector>
 
 #include "protocol/record_batch.h"
 
@@ -30,6 +31,7 @@ namespace varve::storage {
 class log;
 
 inline constexpr size_t kProducerBatchCacheSize = 5;
+inline constexpr size_t kSnapshotsRetained = 2;  // take_snapshot keeps the newest 2 files
 
 struct producer_batch_metadata {
   int32_t first_seq = -1;
@@ -77,7 +79,17 @@ class producer_state {
   // Removes producers whose last write is older than `producer.id.expiration.ms`.
   void expire(int64_t now_ms, int64_t expiration_ms);
 
+  // Records the coordinator epoch carried in a transaction marker's value (the header alone
+  // does not have it). No-op for an unknown producer.
+  void set_coordinator_epoch(int64_t producer_id, int32_t coordinator_epoch);
+  // Offsets of the snapshot files present in the directory, ascending (tests, tools).
+  std::vector<int64_t> snapshot_offsets() const;
+  std::filesystem::path snapshot_path(int64_t offset) const;
+
  private:
+  // Reads and verifies one snapshot file; false (with a warning logged) if unreadable/corrupt.
+  bool read_snapshot(int64_t offset, std::map<int64_t, producer_entry>* out) const;
+
   std::filesystem::path dir_;
   std::map<int64_t, producer_entry> producers_;
 };
