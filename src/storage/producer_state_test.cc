@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "protocol/crc32c.h"
 #include "storage/log.h"
 
 namespace varve::storage {
@@ -289,6 +290,35 @@ TEST(producer_state_snapshot, file_is_named_by_twenty_digit_offset_and_keeps_new
   for (const auto& ent : fs::directory_iterator(dir.path())) {
     EXPECT_FALSE(ent.path().string().ends_with(".tmp")) << ent.path();
   }
+}
+
+TEST(producer_state_snapshot, bytes_match_the_worked_example_in_the_format_doc) {
+  temp_dir dir;
+  producer_state s(dir.path());
+  s.update(data_batch(7, 0, 0, 3, 0, /*ts=*/1000));
+  s.take_snapshot(3);
+  const std::vector<uint8_t> body = {
+      0, 0, 0, 0, 0, 0, 0, 3,                  // offset
+      0, 0, 0, 1,                              // producer count
+      0, 0, 0, 0, 0, 0, 0, 7,                  // producer id
+      0, 0,                                    // epoch
+      0xff, 0xff, 0xff, 0xff,                  // coordinator epoch
+      0, 0, 0, 0, 0, 0, 0x03, 0xe8,            // last timestamp
+      0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,  // txn first offset
+      1,                                       // batch count
+      0, 0, 0, 0, 0, 0, 0, 2,                  // first/last seq
+      0, 0, 0, 0, 0, 0, 0, 0,                  // first offset
+      0, 0, 0, 0, 0, 0, 0, 2,                  // last offset
+      0, 0, 0, 0, 0, 0, 0x03, 0xe8,            // max timestamp
+  };
+  ASSERT_EQ(body.size(), 75u);
+  const uint32_t crc = protocol::crc32c(body);
+  EXPECT_EQ(crc, 0xe26e3012u) << "the value printed in docs/format/producer-snapshot.md";
+  std::vector<uint8_t> expected = {0x56, 0x50, 0x53, 0x53, 0, 1,
+                                   static_cast<uint8_t>(crc >> 24), static_cast<uint8_t>(crc >> 16),
+                                   static_cast<uint8_t>(crc >> 8), static_cast<uint8_t>(crc)};
+  expected.insert(expected.end(), body.begin(), body.end());
+  EXPECT_EQ(read_file(s.snapshot_path(3)), expected);
 }
 
 TEST(producer_state_snapshot, encoding_is_deterministic) {
