@@ -14,6 +14,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace varve::protocol {
@@ -106,6 +107,21 @@ struct record {
 // Decodes every record of one batch (decompressing if needed). Returns false if malformed.
 bool decode_records(std::span<const uint8_t> batch, std::vector<record>* out);
 
+// --- Additions by the record-batch implementation (decode bound, sparse builder). ---
+
+// decode_records(batch, out) refuses batches whose records decompress to more than this.
+inline constexpr size_t kDefaultMaxDecompressedBatchSize = 256u * 1024 * 1024;
+
+// decode_records with an explicit bound on the decompressed size of the records (a batch
+// whose records would decompress beyond it is malformed: decompression bombs fail without
+// allocating more than about `max_decompressed` bytes).
+// Contract of both overloads: checks framing (length, magic), counts, codec and every record
+// (the same rules as validate_batch) but not the CRC, so call validate_batch first when the
+// bytes come from outside. Records are appended to `*out`; on failure `*out` is unchanged.
+// Timestamps: base_timestamp + delta, or max_timestamp for LogAppendTime batches.
+bool decode_records(std::span<const uint8_t> batch, std::vector<record>* out,
+                    size_t max_decompressed);
+
 // Builds a batch (base_offset 0) for tests and tools.
 struct batch_builder_options {
   compression_type compression = compression_type::none;
@@ -117,7 +133,18 @@ struct batch_builder_options {
   bool control = false;
   int32_t partition_leader_epoch = -1;
 };
+// Records get offset deltas 0..n-1 (their `offset` is ignored); base_timestamp is the first
+// record's timestamp, max_timestamp the largest. Compresses with options.compression.
 std::vector<uint8_t> build_batch(const std::vector<record>& records,
                                  const batch_builder_options& options);
+
+// Like build_batch but keeps each record's `offset` (as compaction leaves a batch): the batch
+// gets `base_offset` and `last_offset_delta`, each record the delta record.offset -
+// base_offset. Requires offsets strictly increasing within [base_offset, base_offset +
+// last_offset_delta]. An empty `records` gives an empty batch (records_count 0) that keeps
+// its offset range, as Kafka retains for producer state.
+std::vector<uint8_t> build_batch_with_offsets(const std::vector<record>& records,
+                                              const batch_builder_options& options,
+                                              int64_t base_offset, int32_t last_offset_delta);
 
 }  // namespace varve::protocol
