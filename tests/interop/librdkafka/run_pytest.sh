@@ -13,5 +13,5 @@ if ! "$py" -c 'import confluent_kafka, kafka, pytest' 2>/dev/null; then
 fi
 test_file=$1; shift
 cd "$(dirname "$test_file")" || exit 2
-exec "$repo/tests/lib/with_broker.sh" "$py" -m pytest -q -s -p no:cacheprovider \
+exec "$repo/tests/lib/with_broker.sh" "$py" -m pytest -q -s -p no:cacheprovider -W ignore::DeprecationWarning \
   "$(basename "$test_file")" "$@"

@@ -42,12 +42,13 @@ def unique_topic(prefix):
     return "%s-%d-%d" % (prefix, os.getpid(), int(time.time() * 1000) % 10_000_000)
 
 
-def make_records(count, seed, topic_tag, base_timestamp_ms):
+def make_records(count, seed, topic_tag, base_timestamp_ms, null_headers=True):
     """Deterministic keyed records with headers and explicit CreateTime timestamps.
 
     Every 4th record names its partition explicitly (i % 3); the rest leave it to the key.
     Values vary in size and compressibility; a few are empty or null, a few headers are null
-    or repeated, so that the broker must keep batches byte-exact.
+    or repeated, so that the broker must keep batches byte-exact. null_headers=False leaves
+    out null header values (for clients whose API refuses them).
     """
     rng = random.Random(seed)
     words = [b"varve", b"kafka", b"segment", b"offset", b"leader", b"epoch", b"fetch"]
@@ -64,7 +65,7 @@ def make_records(count, seed, topic_tag, base_timestamp_ms):
         headers = [("seq", str(i).encode()), ("tag", topic_tag.encode())]
         if i % 5 == 0:
             headers.append(("bin", rng.randbytes(rng.randint(0, 16))))
-        if i % 7 == 0:
+        if null_headers and i % 7 == 0:
             headers.append(("null-header", None))
         if i % 11 == 0:
             headers.append(("seq", b"dup"))
