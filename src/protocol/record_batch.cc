@@ -364,7 +364,9 @@ bool decode_records(std::span<const uint8_t> batch, std::vector<record>* out,
   };
   bool ok = walk_records(area, h, [&](const raw_record& raw) {
     record rec;
-    rec.offset = h.base_offset + raw.offset_delta;
+    // Wrapping arithmetic: base_offset is whatever the bytes say (no UB on hostile input).
+    rec.offset = static_cast<int64_t>(static_cast<uint64_t>(h.base_offset) +
+                                      static_cast<uint64_t>(int64_t{raw.offset_delta}));
     rec.timestamp = h.ts_type() == timestamp_type::log_append_time
                         ? h.max_timestamp
                         : static_cast<int64_t>(static_cast<uint64_t>(h.base_timestamp) +
