@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -57,6 +57,14 @@ class temp_dir {
  private:
   fs::path path_;
 };
+
+// The entry for `pid`; a missing producer throws (GoogleTest reports it as a failure) rather
+// than crashing the whole binary.
+const producer_entry& entry(const producer_state& s, int64_t pid) {
+  const producer_entry* e = s.find(pid);
+  if (e == nullptr) throw std::runtime_error("no state for producer " + std::to_string(pid));
+  return *e;
+}
 
 // Appends a batch to `state` the way the produce path does: check, then update.
 sequence_check append(producer_state& state, const record_batch_header& h) {
@@ -116,7 +124,7 @@ TEST(producer_state, sixth_oldest_batch_is_no_longer_cached) {
   for (int i = 0; i < 6; ++i) {
     ASSERT_EQ(append(s, data_batch(kPid, 0, i, 1, i)), sequence_check::ok);
   }
-  EXPECT_EQ(s.find(kPid)->batches.size(), kProducerBatchCacheSize);
+  EXPECT_EQ(entry(s, kPid).batches.size(), kProducerBatchCacheSize);
   producer_batch_metadata dup;
   EXPECT_EQ(s.check(data_batch(kPid, 0, 0, 1, 0), &dup), sequence_check::out_of_order);
   EXPECT_EQ(s.check(data_batch(kPid, 0, 1, 1, 0), &dup), sequence_check::duplicate);
@@ -167,7 +175,7 @@ TEST(producer_state, sequence_wraps_after_int32_max) {
   auto wrap = data_batch(kPid, 0, INT32_MAX - 1, 4, 2);  // MAX-1, MAX, 0, 1
   ASSERT_EQ(s.check(wrap, nullptr), sequence_check::ok);
   s.update(wrap);
-  EXPECT_EQ(s.find(kPid)->batches.back().last_seq, 1);
+  EXPECT_EQ(entry(s, kPid).batches.back().last_seq, 1);
   EXPECT_EQ(s.check(data_batch(kPid, 0, 2, 1, 6), nullptr), sequence_check::ok);
   EXPECT_EQ(s.check(data_batch(kPid, 0, 0, 1, 6), nullptr), sequence_check::out_of_order);
   // The wrapped batch is recognised as a duplicate by its (first, last) pair.
@@ -209,9 +217,9 @@ TEST(producer_state, transaction_first_offset_is_set_by_first_data_batch_and_cle
   t2.attributes = 0x10;
   ASSERT_EQ(append(s, t1), sequence_check::ok);
   ASSERT_EQ(append(s, t2), sequence_check::ok);
-  EXPECT_EQ(s.find(kPid)->current_txn_first_offset, 10);
+  EXPECT_EQ(entry(s, kPid).current_txn_first_offset, 10);
   ASSERT_EQ(append(s, control_batch(kPid, 0, 30)), sequence_check::ok);
-  EXPECT_EQ(s.find(kPid)->current_txn_first_offset, -1);
+  EXPECT_EQ(entry(s, kPid).current_txn_first_offset, -1);
   // Sequence continues across the marker within the same epoch.
   EXPECT_EQ(s.check(data_batch(kPid, 0, 4, 1, 31), nullptr), sequence_check::ok);
 }
@@ -219,7 +227,7 @@ TEST(producer_state, transaction_first_offset_is_set_by_first_data_batch_and_cle
 TEST(producer_state, non_transactional_batch_does_not_open_a_transaction) {
   producer_state s("/nonexistent");
   ASSERT_EQ(append(s, data_batch(kPid, 0, 0, 1, 0)), sequence_check::ok);
-  EXPECT_EQ(s.find(kPid)->current_txn_first_offset, -1);
+  EXPECT_EQ(entry(s, kPid).current_txn_first_offset, -1);
 }
 
 TEST(producer_state, expire_drops_idle_producers_without_open_transaction) {
@@ -329,6 +337,234 @@ TEST(producer_state_snapshot, encoding_is_deterministic) {
   sa.take_snapshot(12);
   sb.take_snapshot(12);
   EXPECT_EQ(read_file(sa.snapshot_path(12)), read_file(sb.snapshot_path(12)));
+}
+
+// ---- with a real storage::log ----------------------------------------------------------------
+
+// Builds and appends one batch through the log, then feeds the stored header to `state`
+// (as the partition's produce path does). Returns the header the log assigned.
+record_batch_header log_append(log& lg, producer_state* state, int64_t pid, int16_t epoch,
+                               int32_t first_seq, int records, bool transactional = false,
+                               bool control = false, int64_t ts = 1000) {
+  std::vector<protocol::record> recs;
+  for (int i = 0; i < records; ++i) {
+    protocol::record r;
+    r.offset = i;
+    r.timestamp = ts;
+    if (control) {
+      // Control record: key = version(int16 0) + type(int16: 0 abort, 1 commit).
+      r.key = std::vector<uint8_t>{0, 0, 0, 1};
+      r.value = std::vector<uint8_t>{0, 0, 0, 0, 0, 0};
+    } else {
+      r.value = std::vector<uint8_t>{'v', static_cast<uint8_t>('0' + i % 10)};
+    }
+    recs.push_back(std::move(r));
+  }
+  protocol::batch_builder_options o;
+  o.producer_id = pid;
+  o.producer_epoch = epoch;
+  o.base_sequence = first_seq;
+  o.transactional = transactional;
+  o.control = control;
+  auto bytes = protocol::build_batch(recs, o);
+  append_info info;
+  auto err = lg.append_as_leader(bytes, /*leader_epoch=*/0, /*now_ms=*/ts, &info);
+  EXPECT_EQ(err, append_error::none);
+  auto h = protocol::parse_batch_header(bytes);
+  EXPECT_TRUE(h.has_value());
+  h->base_offset = info.first_offset;
+  if (state != nullptr) {
+    EXPECT_EQ(state->check(*h, nullptr), sequence_check::ok);
+    state->update(*h);
+  }
+  return *h;
+}
+
+std::unique_ptr<log> open_log(const fs::path& dir) {
+  std::string error;
+  auto lg = log::open(dir, log_config{}, -1, &error);
+  EXPECT_NE(lg, nullptr) << error;
+  return lg;
+}
+
+TEST(producer_state_log, snapshot_round_trip_restores_identical_state) {
+  temp_dir dir;
+  auto lg = open_log(dir.path());
+  producer_state s(dir.path());
+  for (int i = 0; i < 7; ++i) log_append(*lg, &s, kPid, 2, i * 3, 3, false, false, 5000 + i);
+  log_append(*lg, &s, kPid + 1, 9, 0, 2, /*transactional=*/true);
+  s.take_snapshot(lg->log_end_offset());
+
+  producer_state loaded(dir.path());
+  loaded.load(*lg);
+  expect_same_state(s, loaded);
+  producer_batch_metadata dup;
+  EXPECT_EQ(loaded.check(data_batch(kPid, 2, 18, 3, 0), &dup), sequence_check::duplicate);
+  EXPECT_EQ(dup.first_offset, 18);
+}
+
+TEST(producer_state_log, load_without_snapshot_replays_the_whole_log) {
+  temp_dir dir;
+  auto lg = open_log(dir.path());
+  producer_state s(dir.path());
+  for (int i = 0; i < 4; ++i) log_append(*lg, &s, kPid, 0, i * 2, 2);
+  log_append(*lg, &s, -1, -1, -1, 3);  // non-idempotent batch in between
+  log_append(*lg, &s, kPid + 5, 1, 0, 1, /*transactional=*/true);
+
+  producer_state loaded(dir.path());
+  loaded.load(*lg);
+  expect_same_state(s, loaded);
+  EXPECT_EQ(entry(loaded, kPid + 5).current_txn_first_offset, 11);
+}
+
+TEST(producer_state_log, load_replays_the_log_beyond_the_snapshot) {
+  temp_dir dir;
+  auto lg = open_log(dir.path());
+  producer_state s(dir.path());
+  for (int i = 0; i < 3; ++i) log_append(*lg, &s, kPid, 0, i, 1);
+  s.take_snapshot(lg->log_end_offset());  // covers offsets 0..2
+  for (int i = 3; i < 6; ++i) log_append(*lg, &s, kPid, 0, i, 1);
+  log_append(*lg, &s, kPid + 1, 0, 0, 4);
+
+  producer_state loaded(dir.path());
+  loaded.load(*lg);
+  expect_same_state(s, loaded);
+  EXPECT_EQ(loaded.check(data_batch(kPid, 0, 6, 1, 0), nullptr), sequence_check::ok);
+  EXPECT_EQ(loaded.check(data_batch(kPid + 1, 0, 4, 1, 0), nullptr), sequence_check::ok);
+}
+
+TEST(producer_state_log, snapshot_is_authoritative_for_offsets_it_covers) {
+  // The snapshot's content, not the log below it, is what load() starts from: a producer that
+  // was expired before the snapshot is not resurrected by replaying older batches.
+  temp_dir dir;
+  auto lg = open_log(dir.path());
+  producer_state s(dir.path());
+  log_append(*lg, &s, 7, 0, 0, 1, false, false, /*ts=*/100);
+  log_append(*lg, &s, kPid, 0, 0, 1, false, false, /*ts=*/100000);
+  s.expire(/*now_ms=*/100000, /*expiration_ms=*/1000);
+  ASSERT_EQ(s.find(7), nullptr);
+  s.take_snapshot(lg->log_end_offset());
+
+  producer_state loaded(dir.path());
+  loaded.load(*lg);
+  EXPECT_EQ(loaded.find(7), nullptr);
+  EXPECT_NE(loaded.find(kPid), nullptr);
+}
+
+TEST(producer_state_log, corrupt_snapshot_falls_back_to_older_snapshot) {
+  temp_dir dir;
+  auto lg = open_log(dir.path());
+  producer_state s(dir.path());
+  for (int i = 0; i < 3; ++i) log_append(*lg, &s, kPid, 0, i, 1);
+  s.take_snapshot(lg->log_end_offset());  // 3
+  for (int i = 3; i < 5; ++i) log_append(*lg, &s, kPid, 0, i, 1);
+  s.take_snapshot(lg->log_end_offset());  // 5
+  log_append(*lg, &s, kPid, 0, 5, 1);
+
+  auto path = s.snapshot_path(5);
+  auto bytes = read_file(path);
+  ASSERT_GT(bytes.size(), 20u);
+  bytes[bytes.size() - 3] ^= 0x40;  // flip a bit in the body
+  write_file(path, bytes);
+
+  producer_state loaded(dir.path());
+  loaded.load(*lg);
+  expect_same_state(s, loaded);
+  EXPECT_FALSE(fs::exists(path)) << "the corrupt snapshot is removed";
+  EXPECT_TRUE(fs::exists(s.snapshot_path(3)));
+}
+
+TEST(producer_state_log, every_kind_of_damaged_snapshot_is_rejected) {
+  temp_dir dir;
+  auto lg = open_log(dir.path());
+  producer_state s(dir.path());
+  for (int i = 0; i < 6; ++i) log_append(*lg, &s, kPid + (i % 2), 0, i / 2, 1);
+  s.take_snapshot(lg->log_end_offset());
+  const auto path = s.snapshot_path(lg->log_end_offset());
+  const auto good = read_file(path);
+
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> damaged;
+  damaged.push_back({"empty", {}});
+  damaged.push_back({"header only", {good.begin(), good.begin() + 10}});
+  damaged.push_back({"truncated body", {good.begin(), good.end() - 1}});
+  auto extra = good;
+  extra.push_back(0);
+  damaged.push_back({"trailing byte", extra});
+  auto magic = good;
+  magic[0] ^= 1;
+  damaged.push_back({"bad magic", magic});
+  auto version = good;
+  version[5] = 9;
+  damaged.push_back({"future version", version});
+  auto crc = good;
+  crc[7] ^= 0x80;
+  damaged.push_back({"bad crc", crc});
+
+  for (const auto& [what, bytes] : damaged) {
+    write_file(path, bytes);
+    producer_state loaded(dir.path());
+    loaded.load(*lg);  // no older snapshot: full replay
+    SCOPED_TRACE(what);
+    expect_same_state(s, loaded);
+    EXPECT_FALSE(fs::exists(path));
+  }
+}
+
+TEST(producer_state_log, snapshot_with_wrong_offset_in_name_is_rejected) {
+  temp_dir dir;
+  auto lg = open_log(dir.path());
+  producer_state s(dir.path());
+  log_append(*lg, &s, kPid, 0, 0, 2);
+  s.take_snapshot(0);  // state after offset 1 stored under the name of offset 0 ...
+  fs::rename(s.snapshot_path(0), s.snapshot_path(1));  // ... then renamed
+  producer_state loaded(dir.path());
+  loaded.load(*lg);
+  expect_same_state(s, loaded);  // rebuilt from the log instead
+  EXPECT_TRUE(s.snapshot_offsets().empty());
+}
+
+TEST(producer_state_log, snapshots_above_log_end_are_deleted_on_load) {
+  temp_dir dir;
+  auto lg = open_log(dir.path());
+  producer_state s(dir.path());
+  log_append(*lg, &s, kPid, 0, 0, 1);
+  s.take_snapshot(1);
+  s.take_snapshot(50);  // e.g. the log lost its tail in an unclean stop
+  producer_state loaded(dir.path());
+  loaded.load(*lg);
+  EXPECT_EQ(loaded.snapshot_offsets(), (std::vector<int64_t>{1}));
+  expect_same_state(s, loaded);
+}
+
+TEST(producer_state_log, truncate_and_reload_forgets_truncated_batches) {
+  temp_dir dir;
+  auto lg = open_log(dir.path());
+  producer_state s(dir.path());
+  for (int i = 0; i < 3; ++i) log_append(*lg, &s, kPid, 0, i, 1);
+  s.take_snapshot(lg->log_end_offset());  // 3
+  for (int i = 3; i < 6; ++i) log_append(*lg, &s, kPid, 0, i, 1);
+  s.take_snapshot(lg->log_end_offset());  // 6
+
+  lg->truncate_to(4);
+  s.truncate_and_reload(*lg);
+  EXPECT_EQ(s.snapshot_offsets(), (std::vector<int64_t>{3}));
+  const producer_entry* e = s.find(kPid);
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->batches.back().last_seq, 3);
+  EXPECT_EQ(s.check(data_batch(kPid, 0, 4, 1, 0), nullptr), sequence_check::ok)
+      << "seq 4 was truncated away and may be written again";
+}
+
+TEST(producer_state_log, stale_temporary_snapshot_is_ignored_and_removed) {
+  temp_dir dir;
+  auto lg = open_log(dir.path());
+  producer_state s(dir.path());
+  log_append(*lg, &s, kPid, 0, 0, 1);
+  write_file(dir.path() / "00000000000000000001.snapshot.tmp", {1, 2, 3});
+  producer_state loaded(dir.path());
+  loaded.load(*lg);
+  expect_same_state(s, loaded);
+  EXPECT_FALSE(fs::exists(dir.path() / "00000000000000000001.snapshot.tmp"));
 }
 
 }  // namespace
