@@ -56,7 +56,8 @@ final class IdempotentRestart {
     long start = System.nanoTime();
     int sentBeforeRestart;
     int ackedBeforeRestart;
-    try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(props)) {
+    KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(props);
+    try {
       Thread sender = new Thread(() -> {
         for (int i = 0; i < N; i++) {
           final int idx = i;
@@ -109,6 +110,9 @@ final class IdempotentRestart {
       producer.flush();
       require(done.await(150, TimeUnit.SECONDS), (N - done.getCount()) + " of " + N
           + " sends completed within 150s");
+    } finally {
+      // Bounded: on a failed check, pending sends are abandoned rather than awaited.
+      producer.close(Duration.ofSeconds(10));
     }
     System.out.printf("producer done in %.1fs: acked=%d failed=%d%s%n",
         (System.nanoTime() - start) / 1e9, ackCount.get(), failCount.get(), firstFailure(failed));
