@@ -350,6 +350,28 @@ TEST(log, clean_open_rebuilds_a_missing_index) {
   EXPECT_EQ(r.first_batch_offset, 17);
 }
 
+TEST(log, clean_open_rebuilds_an_index_that_is_not_whole_entries_or_points_past_the_log) {
+  temp_dir d;
+  log_config c;
+  c.index_interval_bytes = 100;
+  {
+    auto l = open_log(d.path(), c);
+    for (int i = 0; i < 20; ++i) append(*l, 1, 0, kNow + i, 60);
+    l->close();
+  }
+  const auto index = d.path() / "00000000000000000000.index";
+  const auto good_size = fs::file_size(index);
+  {
+    std::ofstream f(index, std::ios::app | std::ios::binary);
+    f << std::string(8, '\x7f');  // entry: relative offset and position far past the log
+  }
+  auto l = open_log(d.path(), c);
+  EXPECT_EQ(fs::file_size(index), good_size);
+  read_info r;
+  ASSERT_TRUE(l->read(19, 1, INT64_MAX, true, &r));
+  EXPECT_EQ(r.first_batch_offset, 19);
+}
+
 TEST(log, crc_flip_in_a_middle_segment_truncates_there_and_deletes_later_segments) {
   temp_dir d;
   log_config c;
