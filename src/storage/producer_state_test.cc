@@ -555,6 +555,23 @@ TEST(producer_state_log, truncate_and_reload_forgets_truncated_batches) {
       << "seq 4 was truncated away and may be written again";
 }
 
+TEST(producer_state_log, replay_starts_at_log_start_when_retention_passed_the_snapshot) {
+  temp_dir dir;
+  auto lg = open_log(dir.path());
+  producer_state s(dir.path());
+  log_append(*lg, &s, kPid, 0, 0, 2);  // offsets 0..1
+  s.take_snapshot(lg->log_end_offset());  // 2
+  log_append(*lg, &s, kPid + 1, 0, 0, 2);  // 2..3, below the new log start
+  log_append(*lg, &s, kPid, 0, 2, 2);      // 4..5
+  ASSERT_EQ(lg->delete_records_before(4), 4);
+
+  producer_state loaded(dir.path());
+  loaded.load(*lg);
+  ASSERT_EQ(entry(loaded, kPid).batches.size(), 2u) << "snapshot + replayed batch at 4";
+  EXPECT_EQ(entry(loaded, kPid).batches.back().first_offset, 4);
+  EXPECT_EQ(loaded.find(kPid + 1), nullptr) << "its only batch lies below the log start";
+}
+
 TEST(producer_state_log, stale_temporary_snapshot_is_ignored_and_removed) {
   temp_dir dir;
   auto lg = open_log(dir.path());
