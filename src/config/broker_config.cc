@@ -110,7 +110,8 @@ bool parse_listeners(std::string_view text, std::string_view protocol_map,
 }
 
 broker_config::broker_config() {
-  for (const auto& d : broker_config_defs()) values_.emplace(std::string(d.name), default_value_of(d));
+  for (const auto& d : broker_config_defs())
+    values_.emplace(std::string(d.name), default_value_of(d));
 }
 
 broker_config broker_config::defaults() {
@@ -179,8 +180,8 @@ bool broker_config::finish(std::string* error) {
   int64_t node = std::get<int64_t>(values_.at("node.id"));
   int64_t broker = std::get<int64_t>(values_.at("broker.id"));
   if (is_set("node.id") && is_set("broker.id") && node != broker)
-    return fail("node.id (" + std::to_string(node) + ") and broker.id (" +
-                std::to_string(broker) + ") must be equal when both are set");
+    return fail("node.id (" + std::to_string(node) + ") and broker.id (" + std::to_string(broker) +
+                ") must be equal when both are set");
   if (node < -1 || broker < -1)
     return fail("Invalid value " + std::to_string(std::min(node, broker)) +
                 " for configuration node.id: Value must be at least -1");
@@ -188,7 +189,8 @@ bool broker_config::finish(std::string* error) {
   std::string map = get_string("listener.security.protocol.map");
   std::string why;
   if (!parse_listeners(get_string("listeners"), map, &listeners_, &why))
-    return fail("Invalid value " + get_string("listeners") + " for configuration listeners: " + why);
+    return fail("Invalid value " + get_string("listeners") +
+                " for configuration listeners: " + why);
   if (listeners_.empty())
     return fail("Invalid value  for configuration listeners: at least one listener is required");
   if (auto adv = get_optional_string("advertised.listeners")) {
@@ -198,8 +200,7 @@ bool broker_config::finish(std::string* error) {
       bool known = std::any_of(listeners_.begin(), listeners_.end(),
                                [&](const listener& l) { return l.name == a.name; });
       if (!known)
-        return fail("advertised.listeners names listener " + a.name +
-                    " which is not in listeners");
+        return fail("advertised.listeners names listener " + a.name + " which is not in listeners");
     }
   } else {
     advertised_ = listeners_;
@@ -220,7 +221,8 @@ bool broker_config::finish(std::string* error) {
                           " is only used in a cluster (zookeeper.connect is unset); ignored on "
                           "a single node");
     } else if (d.accepted_only) {
-      warnings_.push_back(key + where + " is accepted for compatibility but has no effect in Varve");
+      warnings_.push_back(key + where +
+                          " is accepted for compatibility but has no effect in Varve");
     }
   }
   for (const auto& [key, raw] : unknown_)
@@ -381,8 +383,7 @@ std::vector<std::string> broker_config::summary_lines() const {
 void broker_config::log_summary() const {
   auto lines = summary_lines();
   VLOG_INFO(kLog) << "effective broker configuration (" << lines.size() << " keys, node.id "
-                  << node_id() << ", " << (cluster_mode() ? "cluster" : "single-node")
-                  << " mode):";
+                  << node_id() << ", " << (cluster_mode() ? "cluster" : "single-node") << " mode):";
   for (const auto& l : lines) VLOG_INFO(kLog) << "  " << l;
 }
 

@@ -62,7 +62,7 @@ class broker_config {
   // The parsed value of a known key (monostate = null).
   const config_value& value(std::string_view key) const;
 
-  int32_t get_int(std::string_view key) const;  // INT and SHORT keys
+  int32_t get_int(std::string_view key) const;   // INT and SHORT keys
   int64_t get_long(std::string_view key) const;  // LONG, INT and SHORT keys
   bool get_bool(std::string_view key) const;
   double get_double(std::string_view key) const;
@@ -72,9 +72,7 @@ class broker_config {
   std::optional<std::string> get_optional_string(std::string_view key) const;
 
   // Keys not in the broker table, with their raw values, as given.
-  const std::map<std::string, std::string, std::less<>>& unknown_keys() const {
-    return unknown_;
-  }
+  const std::map<std::string, std::string, std::less<>>& unknown_keys() const { return unknown_; }
   // Warnings produced by load(), in order (also logged).
   const std::vector<std::string>& warnings() const { return warnings_; }
 
@@ -100,9 +98,7 @@ class broker_config {
   int32_t socket_request_max_bytes() const { return get_int("socket.request.max.bytes"); }
   int32_t message_max_bytes() const { return get_int("message.max.bytes"); }
   int32_t min_insync_replicas() const { return get_int("min.insync.replicas"); }
-  bool unclean_leader_election_enable() const {
-    return get_bool("unclean.leader.election.enable");
-  }
+  bool unclean_leader_election_enable() const { return get_bool("unclean.leader.election.enable"); }
   int64_t replica_lag_time_max_ms() const { return get_long("replica.lag.time.max.ms"); }
   int32_t request_timeout_ms() const { return get_int("request.timeout.ms"); }
 

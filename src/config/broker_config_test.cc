@@ -1,10 +1,10 @@
 #include "config/broker_config.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
-#include <unistd.h>
 
 namespace varve::config {
 namespace {
@@ -79,8 +79,9 @@ TEST(broker_config, defaults_are_single_node_kafka_defaults) {
 TEST(broker_config, invalid_number_fails_naming_key_and_value) {
   std::string error;
   EXPECT_FALSE(from_text("log.dirs=/x\nnum.partitions=abc\n", {}, &error));
-  EXPECT_NE(error.find("Invalid value abc for configuration num.partitions: Not a number of type INT"),
-            std::string::npos)
+  EXPECT_NE(
+      error.find("Invalid value abc for configuration num.partitions: Not a number of type INT"),
+      std::string::npos)
       << error;
   EXPECT_NE(error.find("line 2"), std::string::npos) << error;
 }
@@ -206,14 +207,16 @@ TEST(broker_config, bad_listeners_fail_naming_the_key) {
     EXPECT_NE(error.find("for configuration listeners"), std::string::npos) << error;
   }
   std::string error;
-  EXPECT_FALSE(from_text("advertised.listeners=OTHER://x:1\n"
-                         "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT\n",
-                         {}, &error));
+  EXPECT_FALSE(
+      from_text("advertised.listeners=OTHER://x:1\n"
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT\n",
+                {}, &error));
   EXPECT_NE(error.find("advertised.listeners"), std::string::npos);
 }
 
 TEST(broker_config, summary_masks_sensitive_values) {
-  auto c = from_text("ssl.keystore.password=hunter2\nmy.secret.password=topsecret\nnum.partitions=3\n");
+  auto c =
+      from_text("ssl.keystore.password=hunter2\nmy.secret.password=topsecret\nnum.partitions=3\n");
   ASSERT_TRUE(c);
   bool saw_hidden = false, saw_partitions = false;
   for (const auto& line : c->summary_lines()) {

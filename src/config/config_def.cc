@@ -187,8 +187,7 @@ std::vector<config_def> build_broker_defs() {
           .valid(at_least(14)),
       broker("log.roll.ms", T::int64, kNull, I::high,
              "Age at which a segment rolls; overrides log.roll.hours (topic: segment.ms)."),
-      broker("log.roll.hours", T::int32, "168", I::high,
-             "Age in hours at which a segment rolls.")
+      broker("log.roll.hours", T::int32, "168", I::high, "Age in hours at which a segment rolls.")
           .valid(at_least(1)),
       broker("log.roll.jitter.ms", T::int64, kNull, I::high,
              "Random jitter subtracted from the roll age; overrides log.roll.jitter.hours."),
@@ -317,8 +316,7 @@ std::vector<config_def> build_broker_defs() {
              "Bytes per partition a follower asks for.")
           .valid(at_least(0))
           .cluster(),
-      broker("replica.fetch.min.bytes", T::int32, "1", I::high,
-             "Bytes a follower fetch waits for.")
+      broker("replica.fetch.min.bytes", T::int32, "1", I::high, "Bytes a follower fetch waits for.")
           .cluster(),
       broker("replica.fetch.wait.max.ms", T::int32, "500", I::high,
              "Longest wait of a follower fetch; keep below replica.lag.time.max.ms.")
@@ -494,8 +492,7 @@ std::vector<config_def> build_broker_defs() {
           .accepted(),
       broker("ssl.truststore.location", T::string, kNull, I::high, "TLS trust store path.")
           .accepted(),
-      broker("ssl.truststore.password", T::password, kNull, I::high,
-             "TLS trust store password.")
+      broker("ssl.truststore.password", T::password, kNull, I::high, "TLS trust store password.")
           .accepted(),
       broker("sasl.jaas.config", T::password, kNull, I::medium,
              "JAAS login configuration. SASL is not supported yet.")
@@ -543,8 +540,7 @@ std::vector<config_def> build_topic_defs() {
             "Delay before a deleted segment's files are removed.")
           .valid(at_least(0))
           .server("log.segment.delete.delay.ms"),
-      topic("flush.messages", T::int64, kLongMax, I::medium,
-            "fsync after this many messages.")
+      topic("flush.messages", T::int64, kLongMax, I::medium, "fsync after this many messages.")
           .valid(at_least(1))
           .server("log.flush.interval.messages"),
       topic("flush.ms", T::int64, kLongMax, I::medium,
@@ -575,8 +571,7 @@ std::vector<config_def> build_topic_defs() {
             "Longest a message stays ineligible for compaction.")
           .valid(at_least(1))
           .server("log.cleaner.max.compaction.lag.ms"),
-      topic("max.message.bytes", T::int32, "1048588", I::medium,
-            "Largest record batch accepted.")
+      topic("max.message.bytes", T::int32, "1048588", I::medium, "Largest record batch accepted.")
           .valid(at_least(0))
           .server("message.max.bytes"),
       topic("message.downconversion.enable", T::boolean, "true", I::low,
@@ -607,8 +602,7 @@ std::vector<config_def> build_topic_defs() {
             "With acks=all, the fewest in-sync replicas that must hold a write.")
           .valid(at_least(1))
           .server("min.insync.replicas"),
-      topic("preallocate", T::boolean, "false", I::medium,
-            "Preallocate segment files.")
+      topic("preallocate", T::boolean, "false", I::medium, "Preallocate segment files.")
           .server("log.preallocate"),
       topic("remote.storage.enable", T::boolean, "false", I::medium,
             "Tiered storage is not supported; only false is accepted.")
@@ -630,16 +624,14 @@ std::vector<config_def> build_topic_defs() {
             "Segment size at which the log rolls.")
           .valid(at_least(14))
           .server("log.segment.bytes"),
-      topic("segment.index.bytes", T::int32, "10485760", I::medium,
-            "Largest offset index file.")
+      topic("segment.index.bytes", T::int32, "10485760", I::medium, "Largest offset index file.")
           .valid(at_least(4))
           .server("log.index.size.max.bytes"),
       topic("segment.jitter.ms", T::int64, "0", I::medium,
             "Random jitter subtracted from segment.ms.")
           .valid(at_least(0))
           .server("log.roll.jitter.ms"),
-      topic("segment.ms", T::int64, "604800000", I::medium,
-            "Segment age at which the log rolls.")
+      topic("segment.ms", T::int64, "604800000", I::medium, "Segment age at which the log rolls.")
           .valid(at_least(1))
           .server("log.roll.ms"),
       topic("unclean.leader.election.enable", T::boolean, "false", I::medium,
@@ -660,7 +652,9 @@ const config_def* find_in(const std::vector<config_def>& defs, std::string_view 
 }
 
 std::string_view trim(std::string_view s) {
-  auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; };
+  auto blank = [](char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+  };
   while (!s.empty() && blank(s.front())) s.remove_prefix(1);
   while (!s.empty() && blank(s.back())) s.remove_suffix(1);
   return s;
@@ -700,7 +694,8 @@ std::vector<std::string> split_list(std::string_view s) {
   size_t start = 0;
   while (true) {
     size_t comma = s.find(',', start);
-    std::string_view item = trim(s.substr(start, comma == std::string_view::npos ? s.npos : comma - start));
+    std::string_view item =
+        trim(s.substr(start, comma == std::string_view::npos ? s.npos : comma - start));
     out.emplace_back(item);
     if (comma == std::string_view::npos) break;
     start = comma + 1;
@@ -804,32 +799,46 @@ bool check(const config_def& def, std::string_view shown, const config_value& v,
 
 std::string_view type_name(config_type t) {
   switch (t) {
-    case config_type::boolean: return "BOOLEAN";
-    case config_type::string: return "STRING";
-    case config_type::int32: return "INT";
-    case config_type::int16: return "SHORT";
-    case config_type::int64: return "LONG";
-    case config_type::float64: return "DOUBLE";
-    case config_type::list: return "LIST";
-    case config_type::class_name: return "CLASS";
-    case config_type::password: return "PASSWORD";
-    case config_type::unknown: break;
+    case config_type::boolean:
+      return "BOOLEAN";
+    case config_type::string:
+      return "STRING";
+    case config_type::int32:
+      return "INT";
+    case config_type::int16:
+      return "SHORT";
+    case config_type::int64:
+      return "LONG";
+    case config_type::float64:
+      return "DOUBLE";
+    case config_type::list:
+      return "LIST";
+    case config_type::class_name:
+      return "CLASS";
+    case config_type::password:
+      return "PASSWORD";
+    case config_type::unknown:
+      break;
   }
   return "UNKNOWN";
 }
 
 std::string_view importance_name(importance i) {
   switch (i) {
-    case importance::high: return "high";
-    case importance::medium: return "medium";
-    case importance::low: return "low";
+    case importance::high:
+      return "high";
+    case importance::medium:
+      return "medium";
+    case importance::low:
+      return "low";
   }
   return "";
 }
 
 std::string validator::describe() const {
   switch (k) {
-    case kind::none: return "";
+    case kind::none:
+      return "";
     case kind::range: {
       std::string s = "[";
       s += min_int == INT64_MIN ? "..." : std::to_string(min_int);
@@ -842,9 +851,12 @@ std::string validator::describe() const {
     case kind::range_double:
       return "[" + format_double(min_double) + ",...," + format_double(max_double) + "]";
     case kind::one_of:
-    case kind::list_one_of: return "[" + join(allowed) + "]";
-    case kind::non_empty_list: return "non-empty list";
-    case kind::non_empty_string: return "non-empty string";
+    case kind::list_one_of:
+      return "[" + join(allowed) + "]";
+    case kind::non_empty_list:
+      return "non-empty list";
+    case kind::non_empty_string:
+      return "non-empty string";
   }
   return "";
 }

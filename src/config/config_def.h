@@ -23,8 +23,8 @@ enum class config_type : int8_t {
   boolean = 1,
   string = 2,
   int32 = 3,
-  int16 = 4,  // Kafka's SHORT
-  int64 = 5,  // Kafka's LONG
+  int16 = 4,    // Kafka's SHORT
+  int64 = 5,    // Kafka's LONG
   float64 = 6,  // Kafka's DOUBLE
   list = 7,
   class_name = 8,

@@ -96,8 +96,8 @@ TEST(config_def, values_are_trimmed_and_booleans_case_insensitive) {
   auto list = std::get<std::vector<std::string>>(
       parse_ok(find_topic_def("cleanup.policy"), " compact , delete "));
   EXPECT_EQ(list, (std::vector<std::string>{"compact", "delete"}));
-  EXPECT_TRUE(std::get<std::vector<std::string>>(parse_ok(find_broker_def("process.roles"), ""))
-                  .empty());
+  EXPECT_TRUE(
+      std::get<std::vector<std::string>>(parse_ok(find_broker_def("process.roles"), "")).empty());
 }
 
 TEST(config_def, password_errors_do_not_echo_the_secret) {

@@ -112,11 +112,21 @@ bool unescape(std::string_view in, std::string* out) {
     }
     flush_pending();
     switch (c) {
-      case 't': out->push_back('\t'); break;
-      case 'n': out->push_back('\n'); break;
-      case 'r': out->push_back('\r'); break;
-      case 'f': out->push_back('\f'); break;
-      default: out->push_back(c); break;
+      case 't':
+        out->push_back('\t');
+        break;
+      case 'n':
+        out->push_back('\n');
+        break;
+      case 'r':
+        out->push_back('\r');
+        break;
+      case 'f':
+        out->push_back('\f');
+        break;
+      default:
+        out->push_back(c);
+        break;
     }
   }
   flush_pending();

@@ -10,8 +10,8 @@ constexpr std::string_view kLog = "config";
 // What the broker contributes to one topic key.
 struct broker_side {
   config_value value;
-  bool set_in_file = false;                // some backing broker key was set explicitly
-  std::vector<config_synonym> synonyms;    // backing broker keys, precedence order
+  bool set_in_file = false;              // some backing broker key was set explicitly
+  std::vector<config_synonym> synonyms;  // backing broker keys, precedence order
 };
 
 std::optional<std::string> shown(const config_def& d, const config_value& v) {
@@ -26,8 +26,8 @@ void add_chain(const broker_config& b, std::initializer_list<std::string_view> c
   for (auto key : chain) {
     if (!b.is_set(key)) continue;
     out->set_in_file = true;
-    out->synonyms.push_back({std::string(key), format_config_value(b.value(key)),
-                             config_source::static_broker_config});
+    out->synonyms.push_back(
+        {std::string(key), format_config_value(b.value(key)), config_source::static_broker_config});
   }
   for (auto key : chain) {
     const config_def* d = find_broker_def(key);
@@ -73,10 +73,11 @@ std::vector<resolved> resolve(const broker_config& b, const topic_overrides& ove
   std::vector<resolved> out;
   for (const auto& d : topic_config_defs()) {
     broker_side side = broker_value_for(b, d);
-    resolved r{&d, side.value,
-               side.set_in_file ? config_source::static_broker_config
-                                : config_source::default_config,
-               {}};
+    resolved r{
+        &d,
+        side.value,
+        side.set_in_file ? config_source::static_broker_config : config_source::default_config,
+        {}};
     auto it = overrides.find(std::string(d.name));
     if (it != overrides.end()) {
       config_value v;
@@ -108,7 +109,8 @@ std::string check_compaction_lags(int64_t min_lag, int64_t max_lag) {
 }
 
 // Parses every override; fills `parsed`. Returns the first error.
-std::string parse_all(const topic_overrides& overrides, std::map<std::string, config_value>* parsed) {
+std::string parse_all(const topic_overrides& overrides,
+                      std::map<std::string, config_value>* parsed) {
   for (const auto& [key, raw] : overrides) {
     const config_def* d = find_topic_def(key);
     if (!d) return "Unknown topic config name: " + key;
@@ -205,8 +207,8 @@ std::vector<config_entry> describe_broker_configs(const broker_config& broker) {
     config_entry e;
     e.name = std::string(d.name);
     e.value = shown(d, broker.value(d.name));
-    e.source = broker.is_set(d.name) ? config_source::static_broker_config
-                                     : config_source::default_config;
+    e.source =
+        broker.is_set(d.name) ? config_source::static_broker_config : config_source::default_config;
     e.read_only = true;
     e.sensitive = is_sensitive(d);
     e.type = d.type;

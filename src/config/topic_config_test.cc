@@ -74,12 +74,11 @@ TEST(topic_config, topic_override_beats_broker_file) {
 
 TEST(topic_config, effective_values_map_onto_log_settings) {
   auto b = broker_from("log.segment.bytes=1048576\nunclean.leader.election.enable=true\n");
-  auto s = effective_topic_values(
-      b, {{"cleanup.policy", "compact,delete"},
-          {"message.timestamp.type", "LogAppendTime"},
-          {"flush.messages", "1"},
-          {"retention.bytes", "5000"},
-          {"min.insync.replicas", "2"}});
+  auto s = effective_topic_values(b, {{"cleanup.policy", "compact,delete"},
+                                      {"message.timestamp.type", "LogAppendTime"},
+                                      {"flush.messages", "1"},
+                                      {"retention.bytes", "5000"},
+                                      {"min.insync.replicas", "2"}});
   EXPECT_EQ(s.segment_bytes, 1048576);
   EXPECT_TRUE(s.compact);
   EXPECT_TRUE(s.delete_retention);
@@ -140,9 +139,10 @@ TEST(topic_config, validation_rejects_invalid_values_naming_key) {
 }
 
 TEST(topic_config, validation_rejects_min_compaction_lag_above_max) {
-  EXPECT_NE(validate_topic_configs({{"min.compaction.lag.ms", "10"}, {"max.compaction.lag.ms", "5"}})
-                .find("min.compaction.lag.ms"),
-            std::string::npos);
+  EXPECT_NE(
+      validate_topic_configs({{"min.compaction.lag.ms", "10"}, {"max.compaction.lag.ms", "5"}})
+          .find("min.compaction.lag.ms"),
+      std::string::npos);
   auto b = broker_from("log.cleaner.max.compaction.lag.ms=100\n");
   EXPECT_EQ(validate_topic_configs(b, {{"min.compaction.lag.ms", "50"}}), "");
   EXPECT_NE(validate_topic_configs(b, {{"min.compaction.lag.ms", "500"}}), "");
