@@ -218,15 +218,16 @@ class log::impl {
   // Narrows a batch to the record-level answer for a timestamp query: the first record (at
   // or after `min_offset`) whose timestamp satisfies `pred`. Falls back to batch-level values
   // when the records cannot be decoded.
+  // `fallback_last` picks the batch's last offset (else its first) when records can't be decoded.
   offset_and_timestamp refine(const segment& s, const batch_position& b, int64_t min_offset,
-                              const std::function<bool(int64_t)>& pred) const {
+                              bool fallback_last, const std::function<bool(int64_t)>& pred) const {
     offset_and_timestamp r{std::max(b.header.base_offset, min_offset), b.header.max_timestamp,
                            b.header.partition_leader_epoch};
     if (b.header.ts_type() == protocol::timestamp_type::log_append_time) return r;
     std::vector<uint8_t> bytes;
     std::vector<protocol::record> records;
     if (!s.read_batch(b, &bytes) || !protocol::decode_records(bytes, &records)) {
-      r.offset = b.header.last_offset();  // documented approximation
+      if (fallback_last) r.offset = b.header.last_offset();  // documented approximation
       return r;
     }
     for (const auto& rec : records) {
@@ -580,7 +581,7 @@ std::optional<offset_and_timestamp> log::offset_for_timestamp(int64_t ts) const 
     const int64_t start = std::max(base, m.log_start_offset_);
     auto b = s->find_batch_by_timestamp(ts, start);
     if (!b) continue;
-    return m.refine(*s, *b, start, [ts](int64_t t) { return t >= ts; });
+    return m.refine(*s, *b, start, false, [ts](int64_t t) { return t >= ts; });
   }
   return std::nullopt;
 }
@@ -598,7 +599,7 @@ std::optional<offset_and_timestamp> log::max_timestamp_offset() const {
   auto b = best->find_batch(best->offset_of_max_timestamp());
   if (!b) return std::nullopt;
   const int64_t max_ts = best->max_timestamp();
-  auto r = m.refine(*best, *b, b->header.base_offset, [max_ts](int64_t t) { return t == max_ts; });
+  auto r = m.refine(*best, *b, b->header.base_offset, true, [max_ts](int64_t t) { return t == max_ts; });
   r.timestamp = max_ts;
   return r;
 }
