@@ -13,7 +13,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class epoch_cache_test : public ::testing::Test {
+class leader_epoch_cache_test : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string tmpl = (fs::temp_directory_path() / "varve-epoch-test-XXXXXX").string();
@@ -25,7 +25,7 @@ class epoch_cache_test : public ::testing::Test {
   fs::path dir_, file_;
 };
 
-TEST_F(epoch_cache_test, assign_ignores_epochs_that_are_not_newer) {
+TEST_F(leader_epoch_cache_test, assign_ignores_epochs_that_are_not_newer) {
   leader_epoch_cache c(file_);
   ASSERT_TRUE(c.assign(3, 10));
   ASSERT_TRUE(c.assign(3, 20));
@@ -34,7 +34,7 @@ TEST_F(epoch_cache_test, assign_ignores_epochs_that_are_not_newer) {
   EXPECT_EQ(c.entries()[0], (epoch_entry{3, 10}));
 }
 
-TEST_F(epoch_cache_test, a_new_epoch_at_the_same_start_offset_replaces_the_empty_one) {
+TEST_F(leader_epoch_cache_test, a_new_epoch_at_the_same_start_offset_replaces_the_empty_one) {
   leader_epoch_cache c(file_);
   c.assign(1, 0);
   c.assign(2, 5);
@@ -43,7 +43,7 @@ TEST_F(epoch_cache_test, a_new_epoch_at_the_same_start_offset_replaces_the_empty
   EXPECT_EQ(c.entries()[1], (epoch_entry{3, 5}));
 }
 
-TEST_F(epoch_cache_test, checkpoint_round_trips_through_load) {
+TEST_F(leader_epoch_cache_test, checkpoint_round_trips_through_load) {
   {
     leader_epoch_cache c(file_);
     c.assign(0, 0);
@@ -56,7 +56,7 @@ TEST_F(epoch_cache_test, checkpoint_round_trips_through_load) {
   EXPECT_EQ(c.end_offset_for(0, 200), std::make_pair(0, int64_t{100}));
 }
 
-TEST_F(epoch_cache_test, malformed_checkpoint_loads_as_empty) {
+TEST_F(leader_epoch_cache_test, malformed_checkpoint_loads_as_empty) {
   for (const char* text : {"1\n1\n0 0\n", "0\n2\n0 0\n", "0\n2\n3 10\n2 20\n", "0\n1\n0 0\nx\n",
                            "garbage"}) {
     write_raw(text);
@@ -66,7 +66,7 @@ TEST_F(epoch_cache_test, malformed_checkpoint_loads_as_empty) {
   }
 }
 
-TEST_F(epoch_cache_test, truncate_from_start_moves_the_covering_entry_to_the_new_start) {
+TEST_F(leader_epoch_cache_test, truncate_from_start_moves_the_covering_entry_to_the_new_start) {
   leader_epoch_cache c(file_);
   c.assign(1, 0);
   c.assign(2, 10);
@@ -77,7 +77,7 @@ TEST_F(epoch_cache_test, truncate_from_start_moves_the_covering_entry_to_the_new
   EXPECT_EQ(*read_small_file(file_), "0\n2\n2 15\n3 20\n");
 }
 
-TEST_F(epoch_cache_test, truncate_from_end_drops_epochs_starting_at_or_after_the_offset) {
+TEST_F(leader_epoch_cache_test, truncate_from_end_drops_epochs_starting_at_or_after_the_offset) {
   leader_epoch_cache c(file_);
   c.assign(1, 0);
   c.assign(2, 10);
@@ -86,7 +86,7 @@ TEST_F(epoch_cache_test, truncate_from_end_drops_epochs_starting_at_or_after_the
   EXPECT_EQ(c.end_offset_for(1, 10), std::make_pair(1, int64_t{10}));
 }
 
-TEST_F(epoch_cache_test, epoch_for_offset_is_the_latest_epoch_started_at_or_before_it) {
+TEST_F(leader_epoch_cache_test, epoch_for_offset_is_the_latest_epoch_started_at_or_before_it) {
   leader_epoch_cache c(file_);
   c.assign(1, 5);
   c.assign(2, 10);

@@ -91,7 +91,7 @@ std::vector<fs::path> files_with_suffix(const fs::path& dir, std::string_view su
   return out;
 }
 
-TEST(log, append_assigns_consecutive_offsets_and_read_returns_the_batches) {
+TEST(storage_log, append_assigns_consecutive_offsets_and_read_returns_the_batches) {
   temp_dir d;
   auto l = open_log(d.path());
   append_info info;
@@ -118,7 +118,7 @@ TEST(log, append_assigns_consecutive_offsets_and_read_returns_the_batches) {
   EXPECT_EQ(recs[2].timestamp, kNow + 2);
 }
 
-TEST(log, read_from_an_offset_inside_a_batch_returns_the_whole_batch) {
+TEST(storage_log, read_from_an_offset_inside_a_batch_returns_the_whole_batch) {
   temp_dir d;
   auto l = open_log(d.path());
   append(*l, 3);
@@ -129,7 +129,7 @@ TEST(log, read_from_an_offset_inside_a_batch_returns_the_whole_batch) {
   EXPECT_EQ(batch_offsets(read_bytes(r)), (std::vector<int64_t>{3}));
 }
 
-TEST(log, read_outside_log_range_fails_and_at_log_end_is_empty) {
+TEST(storage_log, read_outside_log_range_fails_and_at_log_end_is_empty) {
   temp_dir d;
   auto l = open_log(d.path());
   append(*l, 2);
@@ -141,7 +141,7 @@ TEST(log, read_outside_log_range_fails_and_at_log_end_is_empty) {
   EXPECT_EQ(r.size_bytes, 0u);
 }
 
-TEST(log, read_stops_before_a_batch_that_would_exceed_max_bytes) {
+TEST(storage_log, read_stops_before_a_batch_that_would_exceed_max_bytes) {
   temp_dir d;
   auto l = open_log(d.path());
   for (int i = 0; i < 4; ++i) append(*l, 1, 0, kNow, 100);
@@ -153,7 +153,7 @@ TEST(log, read_stops_before_a_batch_that_would_exceed_max_bytes) {
   ASSERT_EQ(r.regions.size(), 1u);  // contiguous batches share one region
 }
 
-TEST(log, read_stops_at_max_offset) {
+TEST(storage_log, read_stops_at_max_offset) {
   temp_dir d;
   auto l = open_log(d.path());
   for (int i = 0; i < 4; ++i) append(*l, 2);
@@ -164,7 +164,7 @@ TEST(log, read_stops_at_max_offset) {
   EXPECT_TRUE(r.regions.empty());
 }
 
-TEST(log, min_one_batch_returns_a_batch_larger_than_max_bytes) {
+TEST(storage_log, min_one_batch_returns_a_batch_larger_than_max_bytes) {
   temp_dir d;
   auto l = open_log(d.path());
   append(*l, 1, 0, kNow, 1000);
@@ -176,7 +176,7 @@ TEST(log, min_one_batch_returns_a_batch_larger_than_max_bytes) {
   EXPECT_EQ(batch_offsets(read_bytes(r)), (std::vector<int64_t>{0}));
 }
 
-TEST(log, rolls_a_new_segment_when_segment_bytes_would_be_exceeded) {
+TEST(storage_log, rolls_a_new_segment_when_segment_bytes_would_be_exceeded) {
   temp_dir d;
   log_config c;
   const int64_t one = static_cast<int64_t>(make_batch(1, kNow, 100).size());
@@ -195,7 +195,7 @@ TEST(log, rolls_a_new_segment_when_segment_bytes_would_be_exceeded) {
   EXPECT_EQ(r.regions.size(), 3u);
 }
 
-TEST(log, rolls_when_the_offset_index_is_full) {
+TEST(storage_log, rolls_when_the_offset_index_is_full) {
   temp_dir d;
   log_config c;
   c.index_interval_bytes = 1;   // an index entry for every batch after the first
@@ -209,7 +209,7 @@ TEST(log, rolls_when_the_offset_index_is_full) {
   EXPECT_TRUE(fs::exists(d.path() / "00000000000000000004.log"));
 }
 
-TEST(log, index_lookups_find_every_offset_after_reopen) {
+TEST(storage_log, index_lookups_find_every_offset_after_reopen) {
   temp_dir d;
   log_config c;
   c.index_interval_bytes = 200;
@@ -234,7 +234,7 @@ TEST(log, index_lookups_find_every_offset_after_reopen) {
   }
 }
 
-TEST(log, reopen_after_clean_close_preserves_offsets_data_and_epochs) {
+TEST(storage_log, reopen_after_clean_close_preserves_offsets_data_and_epochs) {
   temp_dir d;
   log_config c;
   c.segment_bytes = 300;
@@ -272,7 +272,7 @@ void tear_tail(const fs::path& dir, uintmax_t bytes) {
   fs::resize_file(logs.back(), fs::file_size(logs.back()) - bytes);
 }
 
-TEST(log, recovery_after_crash_truncates_a_torn_tail_at_the_last_whole_batch) {
+TEST(storage_log, recovery_after_crash_truncates_a_torn_tail_at_the_last_whole_batch) {
   temp_dir d;
   std::vector<uint8_t> first_four;
   {
@@ -294,7 +294,7 @@ TEST(log, recovery_after_crash_truncates_a_torn_tail_at_the_last_whole_batch) {
   EXPECT_EQ(l->log_end_offset(), 5);
 }
 
-TEST(log, recovery_drops_garbage_appended_after_the_last_batch) {
+TEST(storage_log, recovery_drops_garbage_appended_after_the_last_batch) {
   temp_dir d;
   {
     auto l = open_log(d.path());
@@ -309,7 +309,7 @@ TEST(log, recovery_drops_garbage_appended_after_the_last_batch) {
   EXPECT_EQ(l->size_bytes(), static_cast<int64_t>(3 * make_batch(1).size()));
 }
 
-TEST(log, recovery_rebuilds_deleted_index_files) {
+TEST(storage_log, recovery_rebuilds_deleted_index_files) {
   temp_dir d;
   log_config c;
   c.index_interval_bytes = 100;
@@ -332,7 +332,7 @@ TEST(log, recovery_rebuilds_deleted_index_files) {
   EXPECT_EQ(found->offset, 13);
 }
 
-TEST(log, clean_open_rebuilds_a_missing_index) {
+TEST(storage_log, clean_open_rebuilds_a_missing_index) {
   temp_dir d;
   log_config c;
   c.index_interval_bytes = 100;
@@ -350,7 +350,7 @@ TEST(log, clean_open_rebuilds_a_missing_index) {
   EXPECT_EQ(r.first_batch_offset, 17);
 }
 
-TEST(log, clean_open_rebuilds_an_index_that_is_not_whole_entries_or_points_past_the_log) {
+TEST(storage_log, clean_open_rebuilds_an_index_that_is_not_whole_entries_or_points_past_the_log) {
   temp_dir d;
   log_config c;
   c.index_interval_bytes = 100;
@@ -372,7 +372,7 @@ TEST(log, clean_open_rebuilds_an_index_that_is_not_whole_entries_or_points_past_
   EXPECT_EQ(r.first_batch_offset, 19);
 }
 
-TEST(log, crc_flip_in_a_middle_segment_truncates_there_and_deletes_later_segments) {
+TEST(storage_log, crc_flip_in_a_middle_segment_truncates_there_and_deletes_later_segments) {
   temp_dir d;
   log_config c;
   const int64_t one = static_cast<int64_t>(make_batch(1, kNow, 50).size());
@@ -397,7 +397,7 @@ TEST(log, crc_flip_in_a_middle_segment_truncates_there_and_deletes_later_segment
   EXPECT_EQ(fs::file_size(d.path() / "00000000000000000003.log"), static_cast<uintmax_t>(one));
 }
 
-TEST(log, recovery_trusts_segments_below_the_recovery_point) {
+TEST(storage_log, recovery_trusts_segments_below_the_recovery_point) {
   temp_dir d;
   log_config c;
   const int64_t one = static_cast<int64_t>(make_batch(1, kNow, 50).size());
@@ -418,7 +418,7 @@ TEST(log, recovery_trusts_segments_below_the_recovery_point) {
   EXPECT_EQ(l->log_end_offset(), 9);
 }
 
-TEST(log, retention_by_bytes_deletes_oldest_segments_and_moves_log_start) {
+TEST(storage_log, retention_by_bytes_deletes_oldest_segments_and_moves_log_start) {
   temp_dir d;
   log_config c;
   const int64_t one = static_cast<int64_t>(make_batch(1, kNow, 50).size());
@@ -437,7 +437,7 @@ TEST(log, retention_by_bytes_deletes_oldest_segments_and_moves_log_start) {
   EXPECT_TRUE(l->read(4, 1 << 20, INT64_MAX, false, &r));
 }
 
-TEST(log, retention_by_time_rolls_and_deletes_an_expired_active_segment) {
+TEST(storage_log, retention_by_time_rolls_and_deletes_an_expired_active_segment) {
   temp_dir d;
   log_config c;
   const int64_t one = static_cast<int64_t>(make_batch(1, kNow, 50).size());
@@ -457,7 +457,7 @@ TEST(log, retention_by_time_rolls_and_deletes_an_expired_active_segment) {
   EXPECT_EQ(l->log_end_offset(), 5);
 }
 
-TEST(log, retention_never_deletes_past_the_high_watermark) {
+TEST(storage_log, retention_never_deletes_past_the_high_watermark) {
   temp_dir d;
   log_config c;
   const int64_t one = static_cast<int64_t>(make_batch(1, kNow, 50).size());
@@ -469,7 +469,7 @@ TEST(log, retention_never_deletes_past_the_high_watermark) {
   EXPECT_EQ(l->log_start_offset(), 2);
 }
 
-TEST(log, a_read_in_flight_survives_deletion_of_its_segment) {
+TEST(storage_log, a_read_in_flight_survives_deletion_of_its_segment) {
   temp_dir d;
   log_config c;
   const int64_t one = static_cast<int64_t>(make_batch(1, kNow, 50).size());
@@ -485,7 +485,7 @@ TEST(log, a_read_in_flight_survives_deletion_of_its_segment) {
   EXPECT_EQ(batch_offsets(read_bytes(r)), (std::vector<int64_t>{0}));
 }
 
-TEST(log, delete_records_moves_log_start_deletes_whole_segments_and_survives_restart) {
+TEST(storage_log, delete_records_moves_log_start_deletes_whole_segments_and_survives_restart) {
   temp_dir d;
   log_config c;
   const int64_t one = static_cast<int64_t>(make_batch(1, kNow, 50).size());
@@ -507,7 +507,7 @@ TEST(log, delete_records_moves_log_start_deletes_whole_segments_and_survives_res
   EXPECT_EQ(l->log_end_offset(), 6);
 }
 
-TEST(log, offset_for_timestamp_finds_the_first_record_at_or_after_the_time) {
+TEST(storage_log, offset_for_timestamp_finds_the_first_record_at_or_after_the_time) {
   temp_dir d;
   log_config c;
   c.segment_bytes = 400;
@@ -528,7 +528,7 @@ TEST(log, offset_for_timestamp_finds_the_first_record_at_or_after_the_time) {
   EXPECT_FALSE(l->offset_for_timestamp(kNow + 10'000));
 }
 
-TEST(log, max_timestamp_offset_is_the_record_with_the_largest_timestamp) {
+TEST(storage_log, max_timestamp_offset_is_the_record_with_the_largest_timestamp) {
   temp_dir d;
   auto l = open_log(d.path());
   append(*l, 2, 0, kNow);
@@ -541,7 +541,7 @@ TEST(log, max_timestamp_offset_is_the_record_with_the_largest_timestamp) {
   EXPECT_EQ(r->leader_epoch, 7);
 }
 
-TEST(log, log_append_time_stamps_now_and_keeps_a_valid_crc) {
+TEST(storage_log, log_append_time_stamps_now_and_keeps_a_valid_crc) {
   temp_dir d;
   log_config c;
   c.log_append_time = true;
@@ -559,7 +559,7 @@ TEST(log, log_append_time_stamps_now_and_keeps_a_valid_crc) {
   EXPECT_EQ(h.ts_type(), protocol::timestamp_type::log_append_time);
 }
 
-TEST(log, rejects_a_corrupt_batch_and_appends_nothing_of_the_request) {
+TEST(storage_log, rejects_a_corrupt_batch_and_appends_nothing_of_the_request) {
   temp_dir d;
   auto l = open_log(d.path());
   auto good = make_batch(2);
@@ -578,7 +578,7 @@ TEST(log, rejects_a_corrupt_batch_and_appends_nothing_of_the_request) {
   EXPECT_EQ(l->append_as_leader(empty, 0, kNow, &info), append_error::invalid_record);
 }
 
-TEST(log, rejects_batches_over_max_message_bytes) {
+TEST(storage_log, rejects_batches_over_max_message_bytes) {
   temp_dir d;
   log_config c;
   c.max_message_bytes = 200;
@@ -587,7 +587,7 @@ TEST(log, rejects_batches_over_max_message_bytes) {
   EXPECT_EQ(append(*l, 1, 0, kNow, 50), append_error::none);
 }
 
-TEST(log, rejects_create_time_outside_the_allowed_window) {
+TEST(storage_log, rejects_create_time_outside_the_allowed_window) {
   temp_dir d;
   log_config c;
   c.timestamp_before_max_ms = 1000;
@@ -598,7 +598,7 @@ TEST(log, rejects_create_time_outside_the_allowed_window) {
   EXPECT_EQ(append(*l, 1, 0, kNow - 900), append_error::none);
 }
 
-TEST(log, follower_append_keeps_leader_offsets_and_learns_epochs_from_batches) {
+TEST(storage_log, follower_append_keeps_leader_offsets_and_learns_epochs_from_batches) {
   temp_dir leader_dir, follower_dir;
   auto leader = open_log(leader_dir.path());
   append(*leader, 2, 1);
@@ -618,7 +618,23 @@ TEST(log, follower_append_keeps_leader_offsets_and_learns_epochs_from_batches) {
   EXPECT_EQ(follower->log_end_offset(), 4);
 }
 
-TEST(log, end_offset_for_epoch_follows_kip_279) {
+TEST(storage_log, follower_append_accepts_a_gap_above_the_log_end) {
+  temp_dir leader_dir, follower_dir;
+  auto leader = open_log(leader_dir.path());
+  append(*leader, 2, 1);
+  append(*leader, 2, 1);
+  read_info r;
+  ASSERT_TRUE(leader->read(2, 1 << 20, INT64_MAX, false, &r));  // batch at offsets 2..3 only
+  auto bytes = read_bytes(r);
+  auto follower = open_log(follower_dir.path());
+  ASSERT_EQ(follower->append_as_follower(bytes, nullptr), append_error::none);
+  EXPECT_EQ(follower->log_end_offset(), 4);
+  read_info fr;
+  ASSERT_TRUE(follower->read(0, 1 << 20, INT64_MAX, false, &fr));
+  EXPECT_EQ(batch_offsets(read_bytes(fr)), (std::vector<int64_t>{2}));
+}
+
+TEST(storage_log, end_offset_for_epoch_follows_kip_279) {
   temp_dir d;
   auto l = open_log(d.path());
   EXPECT_EQ(l->end_offset_for_epoch(0), std::make_pair(-1, int64_t{-1}));
@@ -634,7 +650,7 @@ TEST(log, end_offset_for_epoch_follows_kip_279) {
   EXPECT_EQ(l->end_offset_for_epoch(9), std::make_pair(-1, int64_t{-1}));
 }
 
-TEST(log, leader_epoch_checkpoint_is_written_and_truncated_with_the_log) {
+TEST(storage_log, leader_epoch_checkpoint_is_written_and_truncated_with_the_log) {
   temp_dir d;
   {
     auto l = open_log(d.path());
@@ -654,7 +670,7 @@ TEST(log, leader_epoch_checkpoint_is_written_and_truncated_with_the_log) {
   EXPECT_EQ(l->end_offset_for_epoch(1), std::make_pair(1, int64_t{2}));
 }
 
-TEST(log, recovery_truncates_the_epoch_cache_to_the_recovered_log_end) {
+TEST(storage_log, recovery_truncates_the_epoch_cache_to_the_recovered_log_end) {
   temp_dir d;
   {
     auto l = open_log(d.path());
@@ -667,7 +683,7 @@ TEST(log, recovery_truncates_the_epoch_cache_to_the_recovered_log_end) {
   EXPECT_EQ(l->latest_epoch(), 1);
 }
 
-TEST(log, truncate_to_removes_later_segments_and_appends_continue) {
+TEST(storage_log, truncate_to_removes_later_segments_and_appends_continue) {
   temp_dir d;
   log_config c;
   const int64_t one = static_cast<int64_t>(make_batch(1, kNow, 50).size());
@@ -686,7 +702,7 @@ TEST(log, truncate_to_removes_later_segments_and_appends_continue) {
   EXPECT_EQ(batch_offsets(read_bytes(r)), (std::vector<int64_t>{0, 1, 2, 3}));
 }
 
-TEST(log, truncate_fully_and_start_at_restarts_the_log) {
+TEST(storage_log, truncate_fully_and_start_at_restarts_the_log) {
   temp_dir d;
   auto l = open_log(d.path());
   append(*l, 3, 1);
@@ -704,7 +720,7 @@ TEST(log, truncate_fully_and_start_at_restarts_the_log) {
   EXPECT_EQ(again->log_end_offset(), 101);
 }
 
-TEST(log, by_default_appends_do_not_advance_the_recovery_point) {
+TEST(storage_log, by_default_appends_do_not_advance_the_recovery_point) {
   temp_dir d;
   auto l = open_log(d.path());
   append(*l, 5);
@@ -714,7 +730,7 @@ TEST(log, by_default_appends_do_not_advance_the_recovery_point) {
   EXPECT_EQ(l->recovery_point(), 5);
 }
 
-TEST(log, flush_messages_flushes_once_enough_offsets_are_unflushed) {
+TEST(storage_log, flush_messages_flushes_once_enough_offsets_are_unflushed) {
   temp_dir d;
   log_config c;
   c.flush_messages = 4;
@@ -725,7 +741,7 @@ TEST(log, flush_messages_flushes_once_enough_offsets_are_unflushed) {
   EXPECT_EQ(l->recovery_point(), 5);
 }
 
-TEST(log, flush_ms_flushes_from_maybe_flush_after_the_interval) {
+TEST(storage_log, flush_ms_flushes_from_maybe_flush_after_the_interval) {
   temp_dir d;
   log_config c;
   c.flush_ms = 1000;
@@ -740,7 +756,7 @@ TEST(log, flush_ms_flushes_from_maybe_flush_after_the_interval) {
   EXPECT_EQ(l->recovery_point(), 2);
 }
 
-TEST(log, maybe_roll_rolls_after_segment_ms) {
+TEST(storage_log, maybe_roll_rolls_after_segment_ms) {
   temp_dir d;
   log_config c;
   c.segment_ms = 1000;
@@ -754,7 +770,7 @@ TEST(log, maybe_roll_rolls_after_segment_ms) {
   EXPECT_EQ(l->segment_count(), 2u);
 }
 
-TEST(log, append_rolls_when_the_segment_is_older_than_segment_ms) {
+TEST(storage_log, append_rolls_when_the_segment_is_older_than_segment_ms) {
   temp_dir d;
   log_config c;
   c.segment_ms = 1000;
@@ -766,7 +782,7 @@ TEST(log, append_rolls_when_the_segment_is_older_than_segment_ms) {
   EXPECT_EQ(l->segment_count(), 2u);
 }
 
-TEST(log, remove_deletes_the_directory) {
+TEST(storage_log, remove_deletes_the_directory) {
   temp_dir d;
   auto dir = d.path() / "t-0";
   auto l = open_log(dir);
