@@ -29,3 +29,10 @@ target_link_libraries(varve_protocol PUBLIC varve_common varve_records)
 
 varve_unit_test(protocol_wire_test ${CMAKE_CURRENT_SOURCE_DIR}/wire_test.cc varve_protocol)
 varve_unit_test(protocol_messages_roundtrip ${VARVE_GEN_TEST} varve_protocol)
+
+# The generator's own checks: bad definitions are rejected with file:line, output is stable.
+if(NOT VARVE_FUZZ)
+  add_test(NAME protogen_validation
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_SOURCE_DIR}/tools/protogen/protogen_test.py)
+  set_tests_properties(protogen_validation PROPERTIES LABELS unit)
+endif()
