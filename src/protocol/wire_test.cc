@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "protocol/messages.h"
+
 namespace varve::protocol {
 namespace {
 
@@ -364,6 +366,127 @@ TEST(wire_writer, patch_int32_overwrites_the_frame_length) {
   w.write_int16(5);
   w.patch_int32(0, static_cast<int32_t>(w.total_size() - 4));
   EXPECT_EQ(w.bytes(), (std::vector<uint8_t>{0, 0, 0, 2, 0, 5}));
+}
+
+TEST(api_table, header_versions_follow_flexibility_and_api_versions_response_is_v0) {
+  const api_info* produce = find_api(0);
+  ASSERT_NE(produce, nullptr);
+  ASSERT_GE(produce->flexible_from, 0);
+  EXPECT_EQ(request_header_version(0, produce->flexible_from), 2);
+  EXPECT_EQ(response_header_version(0, produce->flexible_from), 1);
+  EXPECT_EQ(request_header_version(0, static_cast<int16_t>(produce->flexible_from - 1)), 1);
+  EXPECT_EQ(response_header_version(0, static_cast<int16_t>(produce->flexible_from - 1)), 0);
+  EXPECT_EQ(request_header_version(18, 3), 2);
+  EXPECT_EQ(request_header_version(18, 7), 2);  // a newer client probing ApiVersions
+  EXPECT_EQ(response_header_version(18, 3), 0);
+  EXPECT_EQ(request_header_version(18, 2), 1);
+  EXPECT_EQ(request_header_version(-7, 0), 1);  // unknown api: still read the client id
+  EXPECT_EQ(find_api(-7), nullptr);
+}
+
+TEST(api_table, lists_every_api_once_in_key_order) {
+  auto apis = all_apis();
+  ASSERT_FALSE(apis.empty());
+  for (size_t i = 1; i < apis.size(); ++i) EXPECT_LT(apis[i - 1].key, apis[i].key);
+  const api_info* av = find_api(api_versions_request::api_key);
+  ASSERT_NE(av, nullptr);
+  EXPECT_STREQ(av->name, "api_versions");
+  EXPECT_EQ(av->min, 0);
+  EXPECT_EQ(av->max, 4);
+  EXPECT_EQ(av->flexible_from, 3);
+}
+
+TEST(request_header, v2_keeps_a_classic_client_id_and_adds_tagged_fields) {
+  request_header h;
+  h.request_api_key = 18;
+  h.request_api_version = 3;
+  h.correlation_id = 7;
+  h.client_id = "c";
+  writer w;
+  h.encode(w, 2);
+  EXPECT_EQ(w.bytes(), (std::vector<uint8_t>{0, 18, 0, 3, 0, 0, 0, 7, 0, 1, 'c', 0}));
+  reader r(w.bytes());
+  request_header back;
+  ASSERT_TRUE(back.decode(r, 2));
+  EXPECT_EQ(back, h);
+}
+
+TEST(request_header, null_client_id_decodes_as_nullopt) {
+  std::vector<uint8_t> bytes{0, 3, 0, 12, 0, 0, 0, 1, 0xff, 0xff};
+  reader r(bytes);
+  request_header h;
+  ASSERT_TRUE(h.decode(r, 1));
+  EXPECT_EQ(h.client_id, std::nullopt);
+  EXPECT_EQ(h.request_api_version, 12);
+}
+
+TEST(generated_tags, unknown_tags_are_skipped_and_known_ones_decoded) {
+  writer w;
+  w.write_int16(0);        // error_code
+  w.write_array_length(0, true);  // api_keys
+  w.write_int32(5);        // throttle_time_ms
+  w.write_unsigned_varint(2);
+  w.write_unsigned_varint(1);  // finalized_features_epoch
+  w.write_unsigned_varint(8);
+  w.write_int64(42);
+  w.write_unsigned_varint(99);  // unknown
+  w.write_unsigned_varint(3);
+  w.write_raw(std::vector<uint8_t>{1, 2, 3});
+  reader r(w.bytes());
+  api_versions_response resp;
+  ASSERT_TRUE(resp.decode(r, 3));
+  EXPECT_EQ(resp.finalized_features_epoch, 42);
+  EXPECT_EQ(resp.throttle_time_ms, 5);
+  EXPECT_EQ(r.remaining(), 0u);
+}
+
+TEST(generated_tags, known_tag_with_wrong_size_fails) {
+  writer w;
+  w.write_int16(0);
+  w.write_array_length(0, true);
+  w.write_int32(5);
+  w.write_unsigned_varint(1);
+  w.write_unsigned_varint(1);  // finalized_features_epoch claims 9 bytes, int64 uses 8
+  w.write_unsigned_varint(9);
+  w.write_int64(42);
+  w.write_int8(0);
+  reader r(w.bytes());
+  api_versions_response resp;
+  EXPECT_FALSE(resp.decode(r, 3));
+}
+
+TEST(generated_encode, ignorable_field_absent_in_version_is_dropped_silently) {
+  api_versions_response resp;
+  resp.api_keys.push_back({18, 0, 4});
+  resp.throttle_time_ms = 10;  // v1+, ignorable
+  writer w;
+  resp.encode(w, 0);
+  EXPECT_TRUE(w.ok());
+  EXPECT_EQ(w.bytes(), (std::vector<uint8_t>{0, 0, 0, 0, 0, 1, 0, 18, 0, 0, 0, 4}));
+}
+
+TEST(generated_encode, non_ignorable_field_absent_in_version_fails_the_writer) {
+  // include_topic_authorized_operations exists from metadata v8 and is not ignorable.
+  ASSERT_LE(metadata_request::min_version, 7);
+  metadata_request req;
+  writer with_default;
+  req.encode(with_default, 7);
+  EXPECT_TRUE(with_default.ok());
+  req.include_topic_authorized_operations = true;
+  writer w;
+  req.encode(w, 7);
+  EXPECT_FALSE(w.ok());
+  writer fine;
+  req.encode(fine, 8);
+  EXPECT_TRUE(fine.ok());
+}
+
+TEST(generated_encode, unsupported_version_fails_the_writer) {
+  request_header h;
+  writer bad;
+  h.encode(bad, 3);
+  EXPECT_FALSE(bad.ok());
+  EXPECT_TRUE(bad.bytes().empty());
 }
 
 }  // namespace
