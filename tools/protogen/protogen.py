@@ -605,6 +605,37 @@ class Gen:
         # the class, so the type is named with an elaborated specifier (`struct C::N`) and
         # also exported as the alias C_N.
         self.hidden = {s.name for s in structs} & {f.name for f in fields}
+        self.struct_map = {s.name: s for s in structs}
+
+    # ---- minimum encoded sizes (to bound array counts by the bytes left) ----
+
+    def is_flex(self, v):
+        return self.d.flex is not None and v >= self.d.flex
+
+    def value_min(self, f, v, in_array):
+        compact = self.is_flex(v) and not f.nonflex
+        if f.is_array and not in_array:
+            return 1 if compact else 4
+        if f.is_struct:
+            if f.nullable and not in_array and inside((v, v), f.nullable):
+                return 1
+            return self.struct_min(self.struct_map[f.base].fields, v)
+        if f.base in SCALARS:
+            return SCALARS[f.base][4]
+        if f.base == "string":
+            return 1 if compact else 2
+        return 1 if compact else 4  # bytes, records
+
+    def struct_min(self, fields, v):
+        total = 1 if self.is_flex(v) else 0
+        for f in fields:
+            if f.tag is None and inside((v, v), f.versions):
+                total += self.value_min(f, v, False)
+        return total
+
+    def element_min(self, f):
+        """Fewest bytes any element of array field f takes, over the versions it exists in."""
+        return max(1, min(self.value_min(f, v, True) for v in range(f.versions[0], f.versions[1] + 1)))
 
     def qual(self, name):
         return f"{self.cls}::{name}"
@@ -718,6 +749,10 @@ class Gen:
                 out.append(f"{p}    return false;")
             out.append(f"{p}  }} else {{")
             tgt = f"{x}.emplace()" if f.nullable else x
+            k = self.element_min(f)
+            if k > 1:
+                out.append(f"{p}    // Every element takes at least {k} bytes: bound the count before reserving.")
+                out.append(f"{p}    if (static_cast<size_t>(n) > r.remaining() / {k}) {fail}")
             out.append(f"{p}    auto& items = {tgt};")
             out.append(f"{p}    items.clear();")
             out.append(f"{p}    items.reserve(static_cast<size_t>(n));")
