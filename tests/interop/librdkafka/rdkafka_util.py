@@ -26,7 +26,9 @@ class ClientErrors:
 
 
 def create_topic(name, partitions=3, timeout=30.0):
-    admin = AdminClient({"bootstrap.servers": bootstrap()})
+    # Topics are always created explicitly: a Metadata request must never auto-create one
+    # (that would hide a CreateTopics that did not take effect).
+    admin = AdminClient({"bootstrap.servers": bootstrap(), "allow.auto.create.topics": False})
     futures = admin.create_topics([NewTopic(name, num_partitions=partitions,
                                             replication_factor=1)],
                                   operation_timeout=timeout, request_timeout=timeout)
@@ -62,7 +64,8 @@ def produce(topic, records, config, flush_timeout=120.0, on_progress=None):
     """Produces records (dicts from make_records); fills in partition/offset from each delivery
     report. Returns (acked, failed) lists; acked is in produce() order."""
     errors = ClientErrors("producer[%s]" % topic)
-    conf = {"bootstrap.servers": bootstrap(), "error_cb": errors}
+    conf = {"bootstrap.servers": bootstrap(), "error_cb": errors,
+            "allow.auto.create.topics": False}
     conf.update(config)
     producer = Producer(conf)
     status = {}
