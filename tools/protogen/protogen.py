@@ -1044,10 +1044,9 @@ class Gen:
             out.append(f"{p}  {self.cpp_type(f)} {f.name}{self.member_init(f)};  // {note}")
         if fields:
             out.append("")
-        decode_doc = ("Decodes into a default-constructed value; false on malformed or short "
-                      "input or an unsupported version." if top else "")
-        if decode_doc:
-            out.append(f"{p}  // {decode_doc}")
+        if top:
+            out.append(f"{p}  // Decodes into a default-constructed value; false on malformed or short input")
+            out.append(f"{p}  // or an unsupported version.")
         out.append(f"{p}  bool decode(reader& r, int16_t version);")
         if top:
             out.append(f"{p}  // Appends the encoding; marks `w` failed (see writer) for an unsupported "
@@ -1305,8 +1304,11 @@ namespace {
   return records::from_bytes(std::move(payload));
 }
 
+// compare_values: the decoded value must equal `original`. Off for default values, whose
+// null fields may sit in versions where the field is not nullable; those are written as
+// empty, so only the bytes are stable.
 template <typename T>
-void expect_round_trip(const T& original, int16_t version) {
+void expect_round_trip(const T& original, int16_t version, bool compare_values) {
   writer w;
   original.encode(w, version);
   ASSERT_TRUE(w.ok());
@@ -1318,7 +1320,9 @@ void expect_round_trip(const T& original, int16_t version) {
   T decoded;
   ASSERT_TRUE(decoded.decode(r, version));
   EXPECT_EQ(r.remaining(), 0u) << "decode left bytes unread";
-  EXPECT_TRUE(decoded == original) << "decoded value differs from the encoded one";
+  if (compare_values) {
+    EXPECT_TRUE(decoded == original) << "decoded value differs from the encoded one";
+  }
 
   writer again;
   decoded.encode(again, version);
@@ -1336,12 +1340,12 @@ void expect_round_trips(void (*fill_fn)(T&, int16_t, bool, int)) {
   for (int v = T::min_version; v <= T::max_version; ++v) {
     const auto version = static_cast<int16_t>(v);
     SCOPED_TRACE("version " + std::to_string(v));
-    expect_round_trip(T{}, version);
+    expect_round_trip(T{}, version, /*compare_values=*/false);
     for (bool nulls : {false, true}) {
       SCOPED_TRACE(nulls ? "nullable fields null" : "nullable fields set");
       T value;
       fill_fn(value, version, nulls, 0);
-      expect_round_trip(value, version);
+      expect_round_trip(value, version, /*compare_values=*/true);
     }
   }
   std::vector<uint8_t> empty;
