@@ -1,0 +1,233 @@
+#include "replication/replica_manager.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "common/log.h"
+
+namespace varve::replication {
+namespace fs = std::filesystem;
+namespace {
+constexpr std::string_view kLog = "replica";
+constexpr const char* kRecoveryCheckpoint = "recovery-point-offset-checkpoint";
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Kafka's offset checkpoint format: "0\n<count>\n" then "<topic> <partition> <offset>\n".
+std::map<topic_partition, int64_t> read_checkpoint(const fs::path& file) {
+  std::map<topic_partition, int64_t> out;
+  std::ifstream in(file);
+  int version = -1;
+  size_t count = 0;
+  if (!(in >> version >> count) || version != 0) return out;
+  for (size_t i = 0; i < count; ++i) {
+    topic_partition tp;
+    int64_t offset;
+    if (!(in >> tp.topic >> tp.partition >> offset)) return {};
+    out[tp] = offset;
+  }
+  return out;
+}
+
+void write_checkpoint(const fs::path& file, const std::map<topic_partition, int64_t>& entries) {
+  const fs::path tmp = file.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << 0 << '\n' << entries.size() << '\n';
+    for (const auto& [tp, offset] : entries) {
+      out << tp.topic << ' ' << tp.partition << ' ' << offset << '\n';
+    }
+  }
+  int fd = ::open(tmp.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+  std::error_code ec;
+  fs::rename(tmp, file, ec);
+}
+
+// "<topic>-<partition>" → tp; false for anything else in a log dir.
+bool parse_partition_dir(const std::string& name, topic_partition* tp) {
+  const auto dash = name.rfind('-');
+  if (dash == std::string::npos || dash == 0 || dash + 1 >= name.size()) return false;
+  for (size_t i = dash + 1; i < name.size(); ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(name[i]))) return false;
+  }
+  tp->topic = name.substr(0, dash);
+  tp->partition = std::stoi(name.substr(dash + 1));
+  return true;
+}
+}  // namespace
+
+unsigned shard_of(const topic_partition& tp, unsigned shard_count) {
+  // FNV-1a over the topic name, mixed with the partition: stable across runs and builds.
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : tp.topic) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  h ^= static_cast<uint64_t>(tp.partition) + 0x9e3779b97f4a7c15ull;
+  h *= 1099511628211ull;
+  return static_cast<unsigned>(h % shard_count);
+}
+
+replica_manager::replica_manager(asio::io_context& loop, replica_manager_options options,
+                                 config_fn config)
+    : loop_(loop), options_(std::move(options)), config_(std::move(config)), timer_(loop) {
+  // Each shard writes its own file (`recovery-point-offset-checkpoint.<shard>`); the shard
+  // count may differ between runs, so read them all and keep the lowest point per
+  // partition (a lower recovery point only means a longer scan, never lost data).
+  for (const auto& dir : options_.log_dirs) {
+    auto& points = recovery_points_[dir];
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      if (e.path().filename().string().rfind(kRecoveryCheckpoint, 0) != 0) continue;
+      for (const auto& [tp, offset] : read_checkpoint(e.path())) {
+        auto [it, inserted] = points.emplace(tp, offset);
+        if (!inserted) it->second = std::min(it->second, offset);
+      }
+    }
+  }
+}
+
+replica_manager::~replica_manager() { close_all(); }
+
+partition* replica_manager::get(const topic_partition& tp) {
+  auto it = partitions_.find(tp);
+  return it == partitions_.end() ? nullptr : it->second.get();
+}
+
+fs::path replica_manager::dir_for(const topic_partition& tp) const {
+  const std::string name = tp.str();
+  for (const auto& dir : options_.log_dirs) {
+    if (fs::exists(dir / name)) return dir / name;
+  }
+  // New partition: the log dir holding the fewest partitions (Kafka's placement rule).
+  fs::path best = options_.log_dirs.front();
+  size_t best_count = SIZE_MAX;
+  for (const auto& dir : options_.log_dirs) {
+    size_t n = 0;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      topic_partition ignored;
+      if (e.is_directory() && parse_partition_dir(e.path().filename().string(), &ignored)) ++n;
+    }
+    if (n < best_count) {
+      best_count = n;
+      best = dir;
+    }
+  }
+  return best / name;
+}
+
+void replica_manager::apply(const cluster::metadata_snapshot& snapshot) {
+  if (closed_) return;
+  std::map<topic_partition, bool> wanted;
+  for (const auto& [name, topic] : snapshot.topics) {
+    for (const auto& ps : topic->partitions) {
+      topic_partition tp{name, ps.partition};
+      if (shard_of(tp, options_.shard_count) != options_.shard) continue;
+      if (std::find(ps.replicas.begin(), ps.replicas.end(), options_.node_id) ==
+          ps.replicas.end()) {
+        continue;
+      }
+      wanted[tp] = true;
+      const partition_config cfg = config_(*topic);
+      std::ostringstream fp;
+      for (const auto& [k, v] : topic->configs) fp << k << '=' << v << ';';
+      if (auto* existing = get(tp)) {
+        if (config_fingerprint_[tp] != fp.str()) {
+          existing->update_config(cfg);
+          config_fingerprint_[tp] = fp.str();
+        }
+        continue;
+      }
+      const fs::path dir = dir_for(tp);
+      int64_t recovery_point = -1;
+      auto& points = recovery_points_[dir.parent_path()];
+      if (auto it = points.find(tp); it != points.end()) recovery_point = it->second;
+      std::string error;
+      auto p = partition::open(tp, dir, cfg, options_.node_id, ps.leader_epoch, ps.replicas,
+                               ps.isr, recovery_point, &error);
+      if (!p) {
+        VLOG_ERROR(kLog) << "cannot open " << tp.str() << " in " << dir.string() << ": " << error;
+        continue;
+      }
+      VLOG_DEBUG(kLog) << "opened " << tp.str() << " log end offset " << p->log_end_offset();
+      partitions_[tp] = std::move(p);
+      config_fingerprint_[tp] = fp.str();
+    }
+  }
+  for (auto it = partitions_.begin(); it != partitions_.end();) {
+    if (wanted.count(it->first)) {
+      ++it;
+      continue;
+    }
+    VLOG_INFO(kLog) << "removing " << it->first.str() << " (topic deleted)";
+    it->second->remove();
+    config_fingerprint_.erase(it->first);
+    for (auto& [dir, points] : recovery_points_) points.erase(it->first);
+    it = partitions_.erase(it);
+  }
+}
+
+void replica_manager::start() {
+  last_retention_ms_ = now_ms();
+  last_checkpoint_ms_ = now_ms();
+  schedule();
+}
+
+void replica_manager::schedule() {
+  timer_.expires_after(std::chrono::milliseconds(options_.housekeeping_interval_ms));
+  timer_.async_wait([this](const asio::error_code& ec) {
+    if (ec || closed_) return;
+    housekeeping();
+    schedule();
+  });
+}
+
+void replica_manager::housekeeping() {
+  const int64_t now = now_ms();
+  const bool retention_due = now - last_retention_ms_ >= options_.retention_check_interval_ms;
+  if (retention_due) last_retention_ms_ = now;
+  for (auto& [tp, p] : partitions_) p->housekeeping(now, retention_due);
+  if (now - last_checkpoint_ms_ >= options_.recovery_checkpoint_interval_ms) {
+    last_checkpoint_ms_ = now;
+    write_recovery_checkpoints();
+  }
+}
+
+void replica_manager::write_recovery_checkpoints() {
+  // Each shard owns a disjoint set of partitions, so each writes its own checkpoint file
+  // per log dir to avoid cross-shard coordination.
+  std::map<fs::path, std::map<topic_partition, int64_t>> by_dir;
+  for (const auto& [tp, p] : partitions_) {
+    by_dir[p->log().dir().parent_path()][tp] = p->log().recovery_point();
+  }
+  for (const auto& dir : options_.log_dirs) {
+    write_checkpoint(dir / (std::string(kRecoveryCheckpoint) + "." + std::to_string(options_.shard)),
+                     by_dir[dir]);
+  }
+}
+
+void replica_manager::close_all() {
+  if (closed_) return;
+  closed_ = true;
+  asio::error_code ignored;
+  timer_.cancel();
+  for (auto& [tp, p] : partitions_) p->close();
+  write_recovery_checkpoints();
+  VLOG_INFO(kLog) << "shard " << options_.shard << ": closed " << partitions_.size()
+                  << " partitions cleanly";
+}
+
+}  // namespace varve::replication

@@ -1,0 +1,72 @@
+#pragma once
+// replication::replica_manager — the partitions one shard owns (DESIGN.md §7).
+//
+// Each shard has one replica_manager. apply() reconciles the shard's partitions with a
+// metadata snapshot (the single-node equivalent of LeaderAndIsr/StopReplica): partitions
+// assigned to this broker and owned by this shard are opened, partitions of deleted topics
+// are closed and removed, config changes are pushed down. A periodic timer runs each
+// partition's housekeeping (flush policy, segment.ms roll, retention) and writes the
+// recovery-point checkpoint.
+//
+// Threading: every method runs on the owning shard's loop.
+#include <asio.hpp>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "cluster/metadata.h"
+#include "replication/partition.h"
+
+namespace varve::replication {
+
+struct replica_manager_options {
+  unsigned shard = 0;
+  unsigned shard_count = 1;
+  int32_t node_id = 0;
+  std::vector<std::filesystem::path> log_dirs;
+  int64_t retention_check_interval_ms = 300000;  // log.retention.check.interval.ms
+  int64_t housekeeping_interval_ms = 1000;
+  int64_t recovery_checkpoint_interval_ms = 60000;  // log.flush.offset.checkpoint.interval.ms
+};
+
+// Which shard owns a partition: a stable hash, so every loop agrees without coordination.
+unsigned shard_of(const topic_partition& tp, unsigned shard_count);
+
+class replica_manager {
+ public:
+  using config_fn = std::function<partition_config(const cluster::topic_metadata&)>;
+
+  replica_manager(asio::io_context& loop, replica_manager_options options, config_fn config);
+  ~replica_manager();
+
+  partition* get(const topic_partition& tp);
+  const std::map<topic_partition, std::unique_ptr<partition>>& partitions() const {
+    return partitions_;
+  }
+
+  void apply(const cluster::metadata_snapshot& snapshot);
+  void start();
+  // Closes every partition cleanly (flush + clean-shutdown marker).
+  void close_all();
+
+ private:
+  std::filesystem::path dir_for(const topic_partition& tp) const;
+  void housekeeping();
+  void write_recovery_checkpoints();
+  void schedule();
+
+  asio::io_context& loop_;
+  replica_manager_options options_;
+  config_fn config_;
+  asio::steady_timer timer_;
+  std::map<topic_partition, std::unique_ptr<partition>> partitions_;
+  std::map<topic_partition, std::string> config_fingerprint_;
+  std::map<std::filesystem::path, std::map<topic_partition, int64_t>> recovery_points_;
+  int64_t last_retention_ms_ = 0;
+  int64_t last_checkpoint_ms_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace varve::replication

@@ -1,0 +1,459 @@
+// Cluster and topic administration: ApiVersions, Metadata, CreateTopics, DeleteTopics,
+// CreatePartitions, DescribeConfigs, AlterConfigs, IncrementalAlterConfigs,
+// DescribeCluster and InitProducerId. Every metadata change goes through the controller
+// (the single writer) and is applied on every shard before the response is sent.
+#include <sstream>
+
+#include "common/log.h"
+#include "config/topic_config.h"
+#include "server/handlers/handlers.h"
+#include "server/handlers/util.h"
+
+namespace varve::server::handlers {
+namespace {
+constexpr int8_t kResourceTopic = 2;
+constexpr int8_t kResourceBroker = 4;
+constexpr int8_t kResourceBrokerLogger = 8;
+
+protocol::uuid to_uuid(const cluster::topic_id& id) {
+  protocol::uuid u;
+  std::copy(id.begin(), id.end(), u.bytes.begin());
+  return u;
+}
+cluster::topic_id from_uuid(const protocol::uuid& u) {
+  cluster::topic_id id;
+  std::copy(u.bytes.begin(), u.bytes.end(), id.begin());
+  return id;
+}
+
+void fill_topic(metadata_response::metadata_response_topic& out, const cluster::topic_metadata& t) {
+  out.name = t.name;
+  out.topic_id = to_uuid(t.id);
+  out.is_internal = t.internal;
+  for (const auto& p : t.partitions) {
+    auto& pr = out.partitions.emplace_back();
+    pr.partition_index = p.partition;
+    pr.leader_id = p.leader;
+    pr.leader_epoch = p.leader_epoch;
+    pr.replica_nodes = p.replicas;
+    pr.isr_nodes = p.isr;
+    if (p.leader < 0) pr.error_code = to_wire(error_code::leader_not_available);
+  }
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    auto b = item.find_first_not_of(' ');
+    auto e = item.find_last_not_of(' ');
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+  }
+  return out;
+}
+}  // namespace
+
+asio::awaitable<void> api_versions(request_context& ctx, api_versions_request&,
+                                   api_versions_response& resp) {
+  for (const auto& e : api_table()) {
+    auto& v = resp.api_keys.emplace_back();
+    v.api_key = e.key;
+    v.min_version = e.min_version;
+    v.max_version = e.max_version;
+  }
+  co_return;
+}
+
+asio::awaitable<void> metadata(request_context& ctx, metadata_request& req,
+                               metadata_response& resp) {
+  auto md = ctx.b.metadata();
+  const bool all_topics = !req.topics || (ctx.version == 0 && req.topics->empty());
+  // Auto-creation (auto.create.topics.enable and the request's allow flag) happens first, so
+  // the response can describe the new topics.
+  if (!all_topics && req.allow_auto_topic_creation &&
+      ctx.b.config().auto_create_topics_enable()) {
+    for (const auto& t : *req.topics) {
+      if (!t.name || md->find(*t.name)) continue;
+      std::string why;
+      if (!cluster::valid_topic_name(*t.name, &why)) continue;
+      const std::string name = *t.name;
+      auto result = co_await ctx.b.with_controller([&name](cluster::controller& c) {
+        return c.create_topic(name, -1, -1, {}, false);
+      });
+      if (result.error != error_code::none && result.error != error_code::topic_already_exists) {
+        VLOG_WARN("metadata") << "auto-creating topic " << name << " failed: " << result.message;
+      }
+    }
+    md = ctx.b.metadata();
+  }
+  for (const auto& b : md->brokers) {
+    auto& br = resp.brokers.emplace_back();
+    br.node_id = b.id;
+    br.host = b.host;
+    br.port = b.port;
+    br.rack = b.rack;
+  }
+  resp.cluster_id = md->cluster_id;
+  resp.controller_id = md->controller_id;
+  if (all_topics) {
+    for (const auto& [name, t] : md->topics) fill_topic(resp.topics.emplace_back(), *t);
+    co_return;
+  }
+  for (const auto& t : *req.topics) {
+    auto& tr = resp.topics.emplace_back();
+    std::shared_ptr<const cluster::topic_metadata> found;
+    if (t.name) {
+      found = md->find(*t.name);
+      tr.name = t.name;
+    } else {
+      found = md->find(from_uuid(t.topic_id));
+      tr.name = std::nullopt;
+      tr.topic_id = t.topic_id;
+    }
+    if (found) {
+      fill_topic(tr, *found);
+      continue;
+    }
+    std::string why;
+    if (t.name && !cluster::valid_topic_name(*t.name, &why)) {
+      tr.error_code = to_wire(error_code::invalid_topic_exception);
+    } else {
+      tr.error_code = to_wire(t.name ? error_code::unknown_topic_or_partition
+                                     : error_code::unknown_topic_id);
+    }
+  }
+}
+
+asio::awaitable<void> create_topics(request_context& ctx, create_topics_request& req,
+                                    create_topics_response& resp) {
+  for (auto& t : req.topics) {
+    auto& tr = resp.topics.emplace_back();
+    tr.name = t.name;
+    tr.error_message = std::nullopt;
+    if (!t.assignments.empty()) {
+      // Manual assignment: every replica list must name this broker exactly once.
+      bool ok = true;
+      for (const auto& a : t.assignments) {
+        ok = ok && a.broker_ids.size() == 1 && a.broker_ids[0] == ctx.b.node_id();
+      }
+      if (!ok || t.num_partitions != -1 || t.replication_factor != -1) {
+        tr.error_code = to_wire(ok ? error_code::invalid_request
+                                   : error_code::invalid_replica_assignment);
+        tr.error_message = ok ? "Both numPartitions or replicationFactor and replicasAssignments "
+                                "were set. Both cannot be used at the same time."
+                              : "Replica assignment names brokers that are not in the cluster.";
+        continue;
+      }
+      t.num_partitions = static_cast<int32_t>(t.assignments.size());
+      t.replication_factor = 1;
+    }
+    std::map<std::string, std::string> configs;
+    bool null_config = false;
+    for (const auto& c : t.configs) {
+      if (!c.value) {
+        null_config = true;
+        break;
+      }
+      configs[c.name] = *c.value;
+    }
+    if (null_config) {
+      tr.error_code = to_wire(error_code::invalid_config);
+      tr.error_message = "Null value not supported for topic configs";
+      continue;
+    }
+    const std::string name = t.name;
+    const int32_t partitions = t.num_partitions;
+    const int16_t rf = t.replication_factor;
+    const bool validate_only = req.validate_only;
+    auto result = co_await ctx.b.with_controller([&](cluster::controller& c) {
+      return c.create_topic(name, partitions, rf, configs, validate_only);
+    });
+    tr.error_code = to_wire(result.error);
+    if (result.error != error_code::none) {
+      tr.error_message = result.message;
+      tr.configs = std::nullopt;
+      tr.topic_config_error_code = 0;
+      continue;
+    }
+    tr.num_partitions = partitions == -1 ? ctx.b.config().num_partitions() : partitions;
+    tr.replication_factor =
+        rf == -1 ? static_cast<int16_t>(ctx.b.config().default_replication_factor()) : rf;
+    if (auto created = ctx.b.metadata()->find(name)) tr.topic_id = to_uuid(created->id);
+    std::vector<create_topics_response::creatable_topic_configs> out;
+    for (const auto& e : config::resolve_topic_config(ctx.b.config(), configs)) {
+      auto& c = out.emplace_back();
+      c.name = e.name;
+      c.value = e.value;
+      c.read_only = e.read_only;
+      c.config_source = static_cast<int8_t>(e.source);
+      c.is_sensitive = e.sensitive;
+    }
+    tr.configs = std::move(out);
+  }
+}
+
+asio::awaitable<void> delete_topics(request_context& ctx, delete_topics_request& req,
+                                    delete_topics_response& resp) {
+  // v6 names topics by name or id; older versions by name only.
+  std::vector<std::pair<std::optional<std::string>, protocol::uuid>> targets;
+  if (ctx.version >= 6) {
+    for (const auto& t : req.topics) targets.emplace_back(t.name, t.topic_id);
+  } else {
+    for (const auto& n : req.topic_names) targets.emplace_back(n, protocol::uuid{});
+  }
+  for (auto& [name, id] : targets) {
+    auto& r = resp.responses.emplace_back();
+    r.topic_id = id;
+    auto md = ctx.b.metadata();
+    auto t = name ? md->find(*name) : md->find(from_uuid(id));
+    r.name = t ? std::optional<std::string>(t->name) : name;
+    if (!ctx.b.config().delete_topic_enable()) {
+      r.error_code = to_wire(error_code::topic_deletion_disabled);
+      continue;
+    }
+    if (!t) {
+      r.error_code = to_wire(name ? error_code::unknown_topic_or_partition
+                                  : error_code::unknown_topic_id);
+      continue;
+    }
+    r.topic_id = to_uuid(t->id);
+    const std::string topic = t->name;
+    auto result = co_await ctx.b.with_controller(
+        [&](cluster::controller& c) { return c.delete_topic(topic); });
+    r.error_code = to_wire(result.error);
+    if (result.error != error_code::none) r.error_message = result.message;
+  }
+}
+
+asio::awaitable<void> create_partitions(request_context& ctx, create_partitions_request& req,
+                                        create_partitions_response& resp) {
+  for (auto& t : req.topics) {
+    auto& r = resp.results.emplace_back();
+    r.name = t.name;
+    if (t.assignments) {
+      bool ok = true;
+      for (const auto& a : *t.assignments) {
+        ok = ok && a.broker_ids.size() == 1 && a.broker_ids[0] == ctx.b.node_id();
+      }
+      if (!ok) {
+        r.error_code = to_wire(error_code::invalid_replica_assignment);
+        r.error_message = "Replica assignment names brokers that are not in the cluster.";
+        continue;
+      }
+    }
+    const std::string name = t.name;
+    const int32_t count = t.count;
+    const bool validate_only = req.validate_only;
+    auto result = co_await ctx.b.with_controller([&](cluster::controller& c) {
+      return c.create_partitions(name, count, validate_only);
+    });
+    r.error_code = to_wire(result.error);
+    if (result.error != error_code::none) r.error_message = result.message;
+  }
+}
+
+asio::awaitable<void> describe_configs(request_context& ctx, describe_configs_request& req,
+                                       describe_configs_response& resp) {
+  auto md = ctx.b.metadata();
+  for (auto& res : req.resources) {
+    auto& rr = resp.results.emplace_back();
+    rr.resource_type = res.resource_type;
+    rr.resource_name = res.resource_name;
+    rr.error_message = std::nullopt;
+    std::vector<config::config_entry> entries;
+    if (res.resource_type == kResourceTopic) {
+      auto t = md->find(res.resource_name);
+      if (!t) {
+        rr.error_code = to_wire(error_code::unknown_topic_or_partition);
+        rr.error_message = "Topic '" + res.resource_name + "' does not exist.";
+        continue;
+      }
+      entries = config::resolve_topic_config(ctx.b.config(), t->configs);
+    } else if (res.resource_type == kResourceBroker) {
+      if (!res.resource_name.empty() && res.resource_name != std::to_string(ctx.b.node_id())) {
+        rr.error_code = to_wire(error_code::invalid_request);
+        rr.error_message = "Unexpected broker id, expected " + std::to_string(ctx.b.node_id()) +
+                           " or empty string, but received " + res.resource_name;
+        continue;
+      }
+      entries = config::describe_broker_configs(ctx.b.config());
+    } else if (res.resource_type == kResourceBrokerLogger) {
+      continue;  // no per-logger levels: an empty list
+    } else {
+      rr.error_code = to_wire(error_code::invalid_request);
+      rr.error_message = "Unsupported resource type " + std::to_string(res.resource_type);
+      continue;
+    }
+    for (const auto& e : entries) {
+      if (res.configuration_keys &&
+          std::find(res.configuration_keys->begin(), res.configuration_keys->end(), e.name) ==
+              res.configuration_keys->end()) {
+        continue;
+      }
+      auto& c = rr.configs.emplace_back();
+      c.name = e.name;
+      c.value = e.value;
+      c.read_only = e.read_only;
+      c.config_source = static_cast<int8_t>(e.source);
+      c.is_sensitive = e.sensitive;
+      c.config_type = static_cast<int8_t>(e.type);
+      c.documentation = req.include_documentation ? std::optional<std::string>(e.documentation)
+                                                  : std::nullopt;
+      if (req.include_synonyms) {
+        for (const auto& s : e.synonyms) {
+          auto& syn = c.synonyms.emplace_back();
+          syn.name = s.name;
+          syn.value = s.value;
+          syn.source = static_cast<int8_t>(s.source);
+        }
+      }
+    }
+  }
+}
+
+namespace {
+// Applies a complete override map to a topic (AlterConfigs and IncrementalAlterConfigs).
+asio::awaitable<cluster::topic_result> set_overrides(request_context& ctx, const std::string& topic,
+                                                     std::map<std::string, std::string> configs,
+                                                     bool validate_only) {
+  co_return co_await ctx.b.with_controller([&](cluster::controller& c) {
+    return c.set_topic_configs(topic, configs, validate_only);
+  });
+}
+
+template <typename Resource, typename Result>
+bool reject_non_topic(const request_context& ctx, const Resource& res, Result& rr) {
+  if (res.resource_type == kResourceTopic) return false;
+  rr.error_code = to_wire(res.resource_type == kResourceBroker ? error_code::invalid_request
+                                                               : error_code::invalid_request);
+  rr.error_message = res.resource_type == kResourceBroker
+                         ? "Dynamic broker configuration is not supported; edit "
+                           "server.properties and restart the broker"
+                         : "Unsupported resource type " + std::to_string(res.resource_type);
+  return true;
+}
+}  // namespace
+
+asio::awaitable<void> alter_configs(request_context& ctx, alter_configs_request& req,
+                                    alter_configs_response& resp) {
+  for (auto& res : req.resources) {
+    auto& rr = resp.responses.emplace_back();
+    rr.resource_type = res.resource_type;
+    rr.resource_name = res.resource_name;
+    rr.error_message = std::nullopt;
+    if (reject_non_topic(ctx, res, rr)) continue;
+    std::map<std::string, std::string> configs;
+    for (const auto& c : res.configs) {
+      if (c.value) configs[c.name] = *c.value;
+    }
+    auto result = co_await set_overrides(ctx, res.resource_name, configs, req.validate_only);
+    rr.error_code = to_wire(result.error);
+    if (result.error != error_code::none) rr.error_message = result.message;
+  }
+}
+
+asio::awaitable<void> incremental_alter_configs(request_context& ctx,
+                                                incremental_alter_configs_request& req,
+                                                incremental_alter_configs_response& resp) {
+  constexpr int8_t kSet = 0, kDelete = 1, kAppend = 2, kSubtract = 3;
+  for (auto& res : req.resources) {
+    auto& rr = resp.responses.emplace_back();
+    rr.resource_type = res.resource_type;
+    rr.resource_name = res.resource_name;
+    rr.error_message = std::nullopt;
+    if (reject_non_topic(ctx, res, rr)) continue;
+    auto t = ctx.b.metadata()->find(res.resource_name);
+    if (!t) {
+      rr.error_code = to_wire(error_code::unknown_topic_or_partition);
+      rr.error_message = "Topic '" + res.resource_name + "' does not exist.";
+      continue;
+    }
+    std::map<std::string, std::string> configs = t->configs;
+    const auto effective = config::resolve_topic_config(ctx.b.config(), t->configs);
+    auto current_value = [&](const std::string& key) -> std::string {
+      if (auto it = configs.find(key); it != configs.end()) return it->second;
+      for (const auto& e : effective) {
+        if (e.name == key && e.value) return *e.value;
+      }
+      return "";
+    };
+    std::string error;
+    for (const auto& c : res.configs) {
+      switch (c.config_operation) {
+        case kSet:
+          if (!c.value) {
+            error = "Null value not supported for " + c.name;
+            break;
+          }
+          configs[c.name] = *c.value;
+          break;
+        case kDelete:
+          configs.erase(c.name);
+          break;
+        case kAppend:
+        case kSubtract: {
+          auto items = split_list(current_value(c.name));
+          for (const auto& v : split_list(c.value.value_or(""))) {
+            auto it = std::find(items.begin(), items.end(), v);
+            if (c.config_operation == kAppend && it == items.end()) items.push_back(v);
+            if (c.config_operation == kSubtract && it != items.end()) items.erase(it);
+          }
+          std::string joined;
+          for (const auto& i : items) joined += (joined.empty() ? "" : ",") + i;
+          configs[c.name] = joined;
+          break;
+        }
+        default:
+          error = "Unknown config operation " + std::to_string(c.config_operation);
+      }
+    }
+    if (!error.empty()) {
+      rr.error_code = to_wire(error_code::invalid_config);
+      rr.error_message = error;
+      continue;
+    }
+    auto result = co_await set_overrides(ctx, res.resource_name, configs, req.validate_only);
+    rr.error_code = to_wire(result.error);
+    if (result.error != error_code::none) rr.error_message = result.message;
+  }
+}
+
+asio::awaitable<void> describe_cluster(request_context& ctx, describe_cluster_request& req,
+                                       describe_cluster_response& resp) {
+  constexpr int8_t kBrokers = 1;
+  if (ctx.version >= 1 && req.endpoint_type != kBrokers) {
+    resp.error_code = to_wire(error_code::mismatched_endpoint_type);
+    resp.error_message = "The request was sent to an endpoint of type BROKER";
+    co_return;
+  }
+  auto md = ctx.b.metadata();
+  resp.endpoint_type = kBrokers;
+  resp.cluster_id = md->cluster_id;
+  resp.controller_id = md->controller_id;
+  for (const auto& b : md->brokers) {
+    auto& br = resp.brokers.emplace_back();
+    br.broker_id = b.id;
+    br.host = b.host;
+    br.port = b.port;
+    br.rack = b.rack;
+  }
+}
+
+asio::awaitable<void> init_producer_id(request_context& ctx, init_producer_id_request& req,
+                                       init_producer_id_response& resp) {
+  if (req.transactional_id && !req.transactional_id->empty()) {
+    // Transactions need the transaction coordinator (not in this build).
+    resp.error_code = to_wire(error_code::coordinator_not_available);
+    resp.producer_id = -1;
+    resp.producer_epoch = -1;
+    co_return;
+  }
+  // Idempotent producer: a fresh producer id with epoch 0, as Kafka does — also when the
+  // client asks to bump an existing id (KIP-360), since a new id fences nothing here.
+  auto op = ctx.b.shards().invoke_on(0, [&ctx] { return ctx.b.allocate_producer_id_on_controller_loop(); });
+  resp.producer_id = co_await std::move(op);
+  resp.producer_epoch = 0;
+}
+
+}  // namespace varve::server::handlers

@@ -1,0 +1,150 @@
+// Fetch (consumer side): whole record batches served as file regions (sendfile), bounded
+// by the high watermark (read_uncommitted) or the last stable offset (read_committed).
+//
+// Long poll: if fewer than min_bytes are available, the request waits until an append
+// moves the high watermark of one of its partitions or max_wait_ms passes, then reads
+// again. Size limits follow KIP-74: partition_max_bytes per partition and max_bytes in
+// total, except that the first batch of the first non-empty partition is always returned
+// whole so a consumer can make progress past a batch larger than its limits.
+// Sessions (KIP-227) are not kept: every response has session_id 0, so clients send full
+// fetch requests, which Kafka's protocol allows.
+#include <asio/this_coro.hpp>
+
+#include "server/handlers/handlers.h"
+#include "server/handlers/util.h"
+
+namespace varve::server::handlers {
+namespace {
+
+struct wanted_partition {
+  replication::topic_partition tp;
+  const fetch_request::fetch_partition* request = nullptr;
+  size_t topic_index = 0;
+  error_code resolve_error = error_code::none;
+};
+
+// Shared between a waiting fetch and the partitions it is registered with.
+struct fetch_wait {
+  explicit fetch_wait(asio::any_io_executor ex) : timer(ex) {}
+  asio::steady_timer timer;
+};
+
+}  // namespace
+
+asio::awaitable<void> fetch(request_context& ctx, fetch_request& req, fetch_response& resp) {
+  auto md = ctx.b.metadata();
+  const auto iso = req.isolation_level == 1 ? replication::isolation::read_committed
+                                            : replication::isolation::read_uncommitted;
+  const bool by_id = ctx.version >= 13;
+
+  // Resolve names (v13+: topic ids) once; the response keeps the request's order.
+  std::vector<wanted_partition> wanted;
+  for (auto& topic : req.topics) {
+    auto& tr = resp.responses.emplace_back();
+    tr.topic = topic.topic;
+    tr.topic_id = topic.topic_id;
+    std::shared_ptr<const cluster::topic_metadata> tmeta;
+    if (by_id) {
+      cluster::topic_id id;
+      std::copy(topic.topic_id.bytes.begin(), topic.topic_id.bytes.end(), id.begin());
+      tmeta = md->find(id);
+    } else {
+      tmeta = md->find(topic.topic);
+    }
+    for (auto& p : topic.partitions) {
+      wanted_partition w;
+      w.topic_index = resp.responses.size() - 1;
+      w.request = &p;
+      if (!tmeta) {
+        w.resolve_error = by_id ? error_code::unknown_topic_id : error_code::unknown_topic_or_partition;
+      } else {
+        w.tp = {tmeta->name, p.partition};
+        if (p.partition < 0 || p.partition >= static_cast<int32_t>(tmeta->partitions.size())) {
+          w.resolve_error = error_code::unknown_topic_or_partition;
+        }
+      }
+      wanted.push_back(std::move(w));
+    }
+  }
+
+  const auto executor = co_await asio::this_coro::executor;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(req.max_wait_ms, 0));
+  for (;;) {
+    for (auto& tr : resp.responses) tr.partitions.clear();
+    int64_t total = 0;
+    bool any_error = false;
+    std::vector<int64_t> seen_hw(wanted.size(), -1);
+    for (size_t i = 0; i < wanted.size(); ++i) {
+      auto& w = wanted[i];
+      auto& pr = resp.responses[w.topic_index].partitions.emplace_back();
+      pr.partition_index = w.request->partition;
+      pr.aborted_transactions = std::nullopt;
+      if (w.resolve_error != error_code::none) {
+        pr.error_code = to_wire(w.resolve_error);
+        pr.high_watermark = -1;
+        any_error = true;
+        continue;
+      }
+      const int64_t room = std::max<int64_t>(0, static_cast<int64_t>(req.max_bytes) - total);
+      const uint32_t limit = static_cast<uint32_t>(
+          std::min<int64_t>(std::max(w.request->partition_max_bytes, 0), room));
+      const bool min_one = total == 0;
+      const int64_t offset = w.request->fetch_offset;
+      const int32_t epoch = w.request->current_leader_epoch;
+      auto out = co_await on_partition(ctx.b, w.tp, [&](replication::partition* p) {
+        if (!p) {
+          replication::fetch_outcome o;
+          o.error = error_code::not_leader_or_follower;
+          return o;
+        }
+        return p->read(offset, limit, min_one, iso, epoch);
+      });
+      pr.error_code = to_wire(out.error);
+      pr.high_watermark = out.high_watermark;
+      pr.last_stable_offset = out.last_stable_offset;
+      pr.log_start_offset = out.log_start_offset;
+      seen_hw[i] = out.high_watermark;
+      if (out.error != error_code::none) {
+        any_error = true;
+        continue;
+      }
+      pr.record_set = records::empty();
+      for (auto& region : out.data.regions) pr.record_set.append(std::move(region));
+      total += static_cast<int64_t>(out.data.size_bytes);
+    }
+    if (total >= req.min_bytes || any_error || req.max_wait_ms <= 0 ||
+        std::chrono::steady_clock::now() >= deadline) {
+      break;
+    }
+    // Not enough data: wait for an append on any of the partitions, or the deadline.
+    auto wait = std::make_shared<fetch_wait>(executor);
+    wait->timer.expires_at(deadline);
+    std::weak_ptr<fetch_wait> weak = wait;
+    for (size_t i = 0; i < wanted.size(); ++i) {
+      const auto& w = wanted[i];
+      if (w.resolve_error != error_code::none) continue;
+      const int64_t hw = seen_hw[i];
+      co_await on_partition(ctx.b, w.tp, [&](replication::partition* p) {
+        if (!p) return 0;
+        auto wake = [weak, ex = executor] {
+          asio::post(ex, [weak] {
+            if (auto s = weak.lock()) s->timer.cancel();
+          });
+        };
+        // Data that arrived between our read and this registration must not be missed.
+        if (p->high_watermark() != hw) {
+          wake();
+        } else {
+          p->add_waiter(weak, wake);
+        }
+        return 0;
+      });
+    }
+    asio::error_code ec;
+    co_await wait->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  resp.session_id = 0;
+}
+
+}  // namespace varve::server::handlers

@@ -1,0 +1,40 @@
+#pragma once
+// One thin handler per Kafka API (STYLE.md): decode is done by the dispatcher, the handler
+// calls the subsystems and fills the response; per-partition failures are data in the
+// response. Each handler is `asio::awaitable<void> handle(request_context&, Req&, Resp&)`.
+#include <asio.hpp>
+
+#include "protocol/messages.h"
+#include "server/dispatcher.h"
+
+namespace varve::server::handlers {
+using namespace varve::protocol;
+
+asio::awaitable<void> api_versions(request_context&, api_versions_request&, api_versions_response&);
+asio::awaitable<void> metadata(request_context&, metadata_request&, metadata_response&);
+asio::awaitable<void> produce(request_context&, produce_request&, produce_response&);
+asio::awaitable<void> fetch(request_context&, fetch_request&, fetch_response&);
+asio::awaitable<void> list_offsets(request_context&, list_offsets_request&, list_offsets_response&);
+asio::awaitable<void> init_producer_id(request_context&, init_producer_id_request&,
+                                       init_producer_id_response&);
+asio::awaitable<void> create_topics(request_context&, create_topics_request&,
+                                    create_topics_response&);
+asio::awaitable<void> delete_topics(request_context&, delete_topics_request&,
+                                    delete_topics_response&);
+asio::awaitable<void> create_partitions(request_context&, create_partitions_request&,
+                                        create_partitions_response&);
+asio::awaitable<void> delete_records(request_context&, delete_records_request&,
+                                     delete_records_response&);
+asio::awaitable<void> describe_configs(request_context&, describe_configs_request&,
+                                       describe_configs_response&);
+asio::awaitable<void> alter_configs(request_context&, alter_configs_request&,
+                                    alter_configs_response&);
+asio::awaitable<void> incremental_alter_configs(request_context&,
+                                                incremental_alter_configs_request&,
+                                                incremental_alter_configs_response&);
+asio::awaitable<void> describe_cluster(request_context&, describe_cluster_request&,
+                                       describe_cluster_response&);
+asio::awaitable<void> offset_for_leader_epoch(request_context&, offset_for_leader_epoch_request&,
+                                              offset_for_leader_epoch_response&);
+
+}  // namespace varve::server::handlers
