@@ -91,6 +91,15 @@ produce_outcome partition::append(std::span<uint8_t> records, int16_t acks, int6
     out.error_message = "produce requests may contain exactly one record batch per partition";
     return out;
   }
+  if (header->records_count != header->last_offset_delta + 1 || header->records_count <= 0) {
+    // A producer's batch numbers its records 0..n-1; gaps only appear after compaction.
+    out.error = error_code::invalid_record;
+    out.batch_index = 0;
+    out.error_message = "record count " + std::to_string(header->records_count) +
+                        " does not match last offset delta " +
+                        std::to_string(header->last_offset_delta);
+    return out;
+  }
   if (header->is_transactional()) {
     out.error = error_code::invalid_txn_state;
     out.error_message = "transactional writes need the transaction coordinator";
