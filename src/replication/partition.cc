@@ -147,7 +147,6 @@ produce_outcome partition::append(std::span<uint8_t> records, int16_t acks, int6
   out.log_append_time = info.log_append_time;
   out.record_count = info.record_count;
   out.bytes = static_cast<int64_t>(records.size());
-  log_->maybe_flush(now_ms);
   advance_high_watermark();
   return out;
 }
