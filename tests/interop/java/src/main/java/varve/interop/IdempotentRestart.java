@@ -50,12 +50,14 @@ final class IdempotentRestart {
     Exception[] failed = new Exception[N];
     AtomicInteger ackCount = new AtomicInteger();
     AtomicInteger failCount = new AtomicInteger();
+    AtomicInteger sentCount = new AtomicInteger();
     CountDownLatch done = new CountDownLatch(N);
     CountDownLatch restartPoint = new CountDownLatch(1);
 
     long start = System.nanoTime();
     int sentBeforeRestart;
     int ackedBeforeRestart;
+    long retries;
     KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(props);
     try {
       Thread sender = new Thread(() -> {
@@ -81,10 +83,12 @@ final class IdempotentRestart {
             failCount.incrementAndGet();
             done.countDown();
           }
-          // Pace the stream (~2,500 records/s) so sends are in flight when the broker dies.
-          if (i % 50 == 49) {
+          sentCount.incrementAndGet();
+          // Paced (a few thousand records/s) up to the restart point, then as fast as the
+          // producer goes, so that produce requests are in flight when the broker dies.
+          if (i % 10 == 9 && restartPoint.getCount() > 0) {
             try {
-              Thread.sleep(20);
+              Thread.sleep(1);
             } catch (InterruptedException e) {
               Thread.currentThread().interrupt();
               return;
@@ -98,9 +102,9 @@ final class IdempotentRestart {
           "only " + ackCount.get() + " records acknowledged within 60s (" + failCount.get()
               + " failed" + firstFailure(failed) + "); restart point not reached");
       ackedBeforeRestart = ackCount.get();
-      sentBeforeRestart = N - (int) done.getCount();
-      System.out.printf("restarting broker (SIGKILL) with %d acknowledged, %d completed%n",
-          ackedBeforeRestart, sentBeforeRestart);
+      sentBeforeRestart = sentCount.get();
+      System.out.printf("restarting broker (SIGKILL): %d sent, %d acknowledged, %d pending%n",
+          sentBeforeRestart, ackedBeforeRestart, sentBeforeRestart - (N - done.getCount()));
       restartBroker(restart);
       System.out.printf("broker restarted after %.1fs from start%n",
           (System.nanoTime() - start) / 1e9);
@@ -110,12 +114,17 @@ final class IdempotentRestart {
       producer.flush();
       require(done.await(150, TimeUnit.SECONDS), (N - done.getCount()) + " of " + N
           + " sends completed within 150s");
+      retries = retriedRecords(producer);
     } finally {
       // Bounded: on a failed check, pending sends are abandoned rather than awaited.
       producer.close(Duration.ofSeconds(10));
     }
-    System.out.printf("producer done in %.1fs: acked=%d failed=%d%s%n",
-        (System.nanoTime() - start) / 1e9, ackCount.get(), failCount.get(), firstFailure(failed));
+    System.out.printf("producer done in %.1fs: acked=%d failed=%d retried_records=%d%s%n",
+        (System.nanoTime() - start) / 1e9, ackCount.get(), failCount.get(), retries,
+        firstFailure(failed));
+    if (retries == 0) {
+      System.out.println("note: no record was retried, so nothing was in flight at the kill");
+    }
 
     var byPartition = Support.readAll(topic, PARTITIONS, 0, Duration.ofSeconds(90));
     int[] copies = new int[N];
@@ -182,6 +191,17 @@ final class IdempotentRestart {
             + misplaced + " order_breaks=" + orderBreaks + " foreign=" + foreign);
     require(ackCount.get() > ackedBeforeRestart,
         "no record was acknowledged after the restart (acked=" + ackCount.get() + ")");
+  }
+
+  /** The producer's own count of record retries (metric record-retry-total). */
+  private static long retriedRecords(KafkaProducer<?, ?> producer) {
+    for (var e : producer.metrics().entrySet()) {
+      if (e.getKey().name().equals("record-retry-total")
+          && e.getKey().group().equals("producer-metrics")) {
+        return Math.round((Double) e.getValue().metricValue());
+      }
+    }
+    throw new Support.CheckFailed("producer metric record-retry-total not found");
   }
 
   private static int parseIndex(ConsumerRecord<byte[], byte[]> r) {
