@@ -164,7 +164,7 @@ asio::awaitable<void> server::run_connection(asio::ip::tcp::socket socket, conne
       co_await asio::async_read(socket, asio::buffer(*buffer), asio::use_awaitable);
       handler_result result = co_await handler_(info, request_frame{std::move(buffer)});
       if (result.what == handler_result::action::close) {
-        reason = "malformed or unsupported request";
+        reason = "closed by the request handler (see the dispatch log line)";
         break;
       }
       if (result.what == handler_result::action::respond) {

@@ -42,6 +42,7 @@ asio::awaitable<handler_result> run(request_context& ctx, protocol::reader& r) {
   }
   Resp resp;
   co_await Handle(ctx, req, resp);
+  if (ctx.close_connection) co_return close_connection();
   if (!ctx.send_response) {
     handler_result none;
     none.what = handler_result::action::no_response;

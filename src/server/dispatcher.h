@@ -27,6 +27,9 @@ struct request_context {
   int16_t version;
   net::request_frame frame;
   bool send_response = true;  // handlers clear it for produce acks=0
+  // With no response to carry an error (acks=0), Kafka closes the connection so the
+  // producer notices the failure and refreshes its metadata.
+  bool close_connection = false;
 };
 
 struct api_entry {

@@ -53,6 +53,7 @@ asio::awaitable<void> produce(request_context& ctx, produce_request& req, produc
         return p->append(batch, acks, now);
       });
       pr.error_code = to_wire(out.error);
+      if (req.acks == 0 && out.error != error_code::none) ctx.close_connection = true;
       pr.base_offset = out.base_offset;
       pr.log_append_time_ms = out.log_append_time;
       pr.log_start_offset = out.log_start_offset;
