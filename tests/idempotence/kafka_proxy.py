@@ -7,7 +7,9 @@ correlation_id int32; responses start with correlation_id int32. The proxy remem
 connection, which api each outstanding correlation id belongs to.
 
 Fault: the first `drop_produce_responses` Produce responses (api key 0) that come back from
-the broker are swallowed and both sides of that connection are closed at once. The broker
+the broker are swallowed and both sides of that connection are closed at once. With
+pass_between=k, k Produce responses are let through after each dropped one, so the drops hit
+different batches instead of the same batch's retries. The broker
 has appended the batch; the client never learns it. This is a response lost in the network.
 Every other frame passes through unchanged, in order.
 
@@ -83,11 +85,13 @@ def first_produce_result(api_version, body):
 
 
 class LossyProxy:
-    def __init__(self, listen_port, upstream, drop_produce_responses):
+    def __init__(self, listen_port, upstream, drop_produce_responses, pass_between=0):
         self._listen_port = listen_port
         self._upstream = upstream
         self._lock = threading.Lock()
         self._drops_left = drop_produce_responses
+        self._pass_between = pass_between
+        self._passes_left = 0  # Produce responses still to let through before the next drop
         self._stats = {
             "connections": 0,
             "requests": {},            # api_key -> count of requests forwarded to the broker
@@ -170,7 +174,11 @@ class LossyProxy:
         with self._lock:
             if self._drops_left <= 0:
                 return False
+            if self._passes_left > 0:
+                self._passes_left -= 1
+                return False
             self._drops_left -= 1
+            self._passes_left = self._pass_between
             self._stats["dropped_produce"] += 1
             return True
 
