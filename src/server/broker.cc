@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "config/topic_config.h"
+#include "coordinator/offsets_format.h"
 #include "server/dispatcher.h"
 
 namespace varve::server {
@@ -134,6 +135,46 @@ bool broker::start(std::string* error) {
   }
   for (auto& rm : replica_managers_) rm->start();
 
+  // One group coordinator per shard. Each loads the __consumer_offsets partitions its shard
+  // owns once the loops run; until a partition is loaded its groups answer
+  // COORDINATOR_LOAD_IN_PROGRESS.
+  coordinator::coordinator_options gopts;
+  gopts.min_session_timeout_ms = config_.get_int("group.min.session.timeout.ms");
+  gopts.max_session_timeout_ms = config_.get_int("group.max.session.timeout.ms");
+  gopts.initial_rebalance_delay_ms = config_.get_int("group.initial.rebalance.delay.ms");
+  gopts.max_group_size = config_.get_int("group.max.size");
+  gopts.offset_metadata_max_bytes = config_.get_int("offset.metadata.max.bytes");
+  for (unsigned s = 0; s < shards_.count(); ++s) {
+    const std::string offsets_topic(coordinator::kOffsetsTopic);
+    group_coordinators_.push_back(std::make_unique<coordinator::group_coordinator>(
+        gopts,
+        [this, s, offsets_topic](int32_t p) { return replica_managers_[s]->get({offsets_topic, p}); },
+        [] {
+          return std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now().time_since_epoch())
+              .count();
+        },
+        [] {
+          return std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+              .count();
+        }));
+    std::vector<int32_t> owned;
+    for (const auto& [tp, part] : replica_managers_[s]->partitions()) {
+      if (tp.topic == offsets_topic) owned.push_back(tp.partition);
+    }
+    for (int32_t p : owned) group_coordinators_[s]->begin_loading(p);
+    asio::post(shards_.loop(s), [this, s] { group_coordinators_[s]->start(shards_.loop(s)); });
+    for (int32_t p : owned) {
+      asio::post(shards_.loop(s), [this, s, p] {
+        std::string why;
+        if (!group_coordinators_[s]->load_partition(p, &why)) {
+          VLOG_ERROR(kLog) << "cannot load __consumer_offsets-" << p << ": " << why;
+        }
+      });
+    }
+  }
+
   net::server_options nopts;
   nopts.host = listener.host;
   nopts.port = listener.port;
@@ -183,7 +224,10 @@ void broker::shutdown() {
       shards_.loop(0),
       [this]() -> asio::awaitable<void> {
         for (unsigned s = 0; s < shards_.count(); ++s) {
-          auto op = shards_.invoke_on(s, [this, s] { replica_managers_[s]->close_all(); });
+          auto op = shards_.invoke_on(s, [this, s] {
+            group_coordinators_[s]->stop();
+            replica_managers_[s]->close_all();
+          });
           co_await std::move(op);
         }
         VLOG_INFO(kLog) << "shutdown complete";

@@ -14,6 +14,7 @@
 #include "cluster/metadata.h"
 #include "common/shard.h"
 #include "config/broker_config.h"
+#include "coordinator/group_coordinator.h"
 #include "net/server.h"
 #include "replication/replica_manager.h"
 
@@ -36,6 +37,9 @@ class broker {
   shard_set& shards() { return shards_; }
   std::shared_ptr<const cluster::metadata_snapshot> metadata() const { return cache_.get(); }
   replication::replica_manager& replicas(unsigned shard) { return *replica_managers_[shard]; }
+  // The consumer group coordinator of `shard` (owns the groups of that shard's
+  // __consumer_offsets partitions); use it on that shard's loop only.
+  coordinator::group_coordinator& groups(unsigned shard) { return *group_coordinators_[shard]; }
   unsigned shard_of(const replication::topic_partition& tp) const;
 
   // Runs `fn(controller&)` on the controller loop, then makes every shard apply the
@@ -69,6 +73,7 @@ class broker {
   cluster::metadata_cache cache_;
   std::unique_ptr<cluster::controller> controller_;
   std::vector<std::unique_ptr<replication::replica_manager>> replica_managers_;
+  std::vector<std::unique_ptr<coordinator::group_coordinator>> group_coordinators_;
   std::unique_ptr<net::server> server_;
   std::optional<asio::signal_set> signals_;
   bool stopping_ = false;

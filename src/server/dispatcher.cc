@@ -82,6 +82,19 @@ constexpr api_entry kApis[] = {
           h::incremental_alter_configs>("IncrementalAlterConfigs"),
     entry<describe_cluster_request, describe_cluster_response, h::describe_cluster>(
         "DescribeCluster"),
+    entry<find_coordinator_request, find_coordinator_response, h::find_coordinator>(
+        "FindCoordinator"),
+    entry<join_group_request, join_group_response, h::join_group>("JoinGroup"),
+    entry<sync_group_request, sync_group_response, h::sync_group>("SyncGroup"),
+    entry<heartbeat_request, heartbeat_response, h::heartbeat>("Heartbeat"),
+    entry<leave_group_request, leave_group_response, h::leave_group>("LeaveGroup"),
+    entry<offset_commit_request, offset_commit_response, h::offset_commit>("OffsetCommit"),
+    entry<offset_fetch_request, offset_fetch_response, h::offset_fetch>("OffsetFetch"),
+    entry<list_groups_request, list_groups_response, h::list_groups>("ListGroups"),
+    entry<describe_groups_request, describe_groups_response, h::describe_groups>(
+        "DescribeGroups"),
+    entry<delete_groups_request, delete_groups_response, h::delete_groups>("DeleteGroups"),
+    entry<offset_delete_request, offset_delete_response, h::offset_delete>("OffsetDelete"),
 };
 
 const api_entry* find_api(int16_t key) {

@@ -54,60 +54,68 @@ std::vector<std::string> split_list(const std::string& s) {
 }
 }  // namespace
 
-asio::awaitable<void> api_versions(request_context& ctx, api_versions_request&,
-                                   api_versions_response& resp) {
+// GCC 12 miscompiles coroutines that hold non-trivial temporaries in branches (it can
+// destroy temporaries of a branch that never ran). Handlers therefore keep their logic in
+// plain functions and use the coroutine only to sequence awaits.
+
+namespace {
+void fill_api_versions(api_versions_response& resp) {
   for (const auto& e : api_table()) {
     auto& v = resp.api_keys.emplace_back();
     v.api_key = e.key;
     v.min_version = e.min_version;
     v.max_version = e.max_version;
   }
+}
+}  // namespace
+
+asio::awaitable<void> api_versions(request_context& ctx, api_versions_request&,
+                                   api_versions_response& resp) {
+  fill_api_versions(resp);
   co_return;
 }
 
-asio::awaitable<void> metadata(request_context& ctx, metadata_request& req,
-                               metadata_response& resp) {
-  auto md = ctx.b.metadata();
-  const bool all_topics = !req.topics || (ctx.version == 0 && req.topics->empty());
-  // Auto-creation (auto.create.topics.enable and the request's allow flag) happens first, so
-  // the response can describe the new topics.
-  if (!all_topics && req.allow_auto_topic_creation &&
-      ctx.b.config().auto_create_topics_enable()) {
-    for (const auto& t : *req.topics) {
-      if (!t.name || md->find(*t.name)) continue;
-      std::string why;
-      if (!cluster::valid_topic_name(*t.name, &why)) continue;
-      const std::string name = *t.name;
-      auto result = co_await ctx.b.with_controller([&name](cluster::controller& c) {
-        return c.create_topic(name, -1, -1, {}, false);
-      });
-      if (result.error != error_code::none && result.error != error_code::topic_already_exists) {
-        VLOG_WARN("metadata") << "auto-creating topic " << name << " failed: " << result.message;
-      }
+namespace {
+// Names of requested topics that Metadata should auto-create.
+std::vector<std::string> topics_to_auto_create(const request_context& ctx,
+                                               const metadata_request& req,
+                                               const cluster::metadata_snapshot& md) {
+  std::vector<std::string> out;
+  if (!req.topics || (ctx.version == 0 && req.topics->empty())) return out;
+  if (!req.allow_auto_topic_creation || !ctx.b.config().auto_create_topics_enable()) return out;
+  for (const auto& t : *req.topics) {
+    std::string why;
+    if (t.name && !md.find(*t.name) && cluster::valid_topic_name(*t.name, &why)) {
+      out.push_back(*t.name);
     }
-    md = ctx.b.metadata();
   }
-  for (const auto& b : md->brokers) {
+  return out;
+}
+
+void fill_metadata(const request_context& ctx, const metadata_request& req,
+                   const cluster::metadata_snapshot& md, metadata_response& resp) {
+  for (const auto& b : md.brokers) {
     auto& br = resp.brokers.emplace_back();
     br.node_id = b.id;
     br.host = b.host;
     br.port = b.port;
     br.rack = b.rack;
   }
-  resp.cluster_id = md->cluster_id;
-  resp.controller_id = md->controller_id;
+  resp.cluster_id = md.cluster_id;
+  resp.controller_id = md.controller_id;
+  const bool all_topics = !req.topics || (ctx.version == 0 && req.topics->empty());
   if (all_topics) {
-    for (const auto& [name, t] : md->topics) fill_topic(resp.topics.emplace_back(), *t);
-    co_return;
+    for (const auto& [name, t] : md.topics) fill_topic(resp.topics.emplace_back(), *t);
+    return;
   }
   for (const auto& t : *req.topics) {
     auto& tr = resp.topics.emplace_back();
     std::shared_ptr<const cluster::topic_metadata> found;
     if (t.name) {
-      found = md->find(*t.name);
+      found = md.find(*t.name);
       tr.name = t.name;
     } else {
-      found = md->find(from_uuid(t.topic_id));
+      found = md.find(from_uuid(t.topic_id));
       tr.name = std::nullopt;
       tr.topic_id = t.topic_id;
     }
@@ -125,73 +133,139 @@ asio::awaitable<void> metadata(request_context& ctx, metadata_request& req,
   }
 }
 
+void log_auto_create_failure(const std::string& name, const cluster::topic_result& r) {
+  if (r.error != error_code::none && r.error != error_code::topic_already_exists) {
+    VLOG_WARN("metadata") << "auto-creating topic " << name << " failed: " << r.message;
+  }
+}
+}  // namespace
+
+asio::awaitable<void> metadata(request_context& ctx, metadata_request& req,
+                               metadata_response& resp) {
+  // Auto-creation (auto.create.topics.enable and the request's allow flag) happens first, so
+  // the response can describe the new topics.
+  const auto to_create = topics_to_auto_create(ctx, req, *ctx.b.metadata());
+  for (const auto& name : to_create) {
+    auto result = co_await ctx.b.with_controller([&name](cluster::controller& c) {
+      return c.create_topic(name, -1, -1, {}, false);
+    });
+    log_auto_create_failure(name, result);
+  }
+  fill_metadata(ctx, req, *ctx.b.metadata(), resp);
+}
+
+namespace {
+// Checks one CreateTopics entry before it goes to the controller; false (with the error
+// filled in) if it cannot be created. Turns a manual assignment into a partition count.
+bool prepare_topic(const request_context& ctx, create_topics_request::creatable_topic& t,
+                   create_topics_response::creatable_topic_result& tr,
+                   std::map<std::string, std::string>* configs) {
+  tr.name = t.name;
+  tr.error_message = std::nullopt;
+  if (!t.assignments.empty()) {
+    // Manual assignment: every replica list must name this broker exactly once.
+    bool ok = true;
+    for (const auto& a : t.assignments) {
+      ok = ok && a.broker_ids.size() == 1 && a.broker_ids[0] == ctx.b.node_id();
+    }
+    if (!ok) {
+      tr.error_code = to_wire(error_code::invalid_replica_assignment);
+      tr.error_message = "Replica assignment names brokers that are not in the cluster.";
+      return false;
+    }
+    if (t.num_partitions != -1 || t.replication_factor != -1) {
+      tr.error_code = to_wire(error_code::invalid_request);
+      tr.error_message =
+          "Both numPartitions or replicationFactor and replicasAssignments were set. Both "
+          "cannot be used at the same time.";
+      return false;
+    }
+    t.num_partitions = static_cast<int32_t>(t.assignments.size());
+    t.replication_factor = 1;
+  }
+  for (const auto& c : t.configs) {
+    if (!c.value) {
+      tr.error_code = to_wire(error_code::invalid_config);
+      tr.error_message = "Null value not supported for topic configs";
+      return false;
+    }
+    (*configs)[c.name] = *c.value;
+  }
+  return true;
+}
+
+void fill_created_topic(const request_context& ctx, const create_topics_request::creatable_topic& t,
+                        const std::map<std::string, std::string>& configs,
+                        const cluster::topic_result& result,
+                        create_topics_response::creatable_topic_result& tr) {
+  tr.error_code = to_wire(result.error);
+  if (result.error != error_code::none) {
+    tr.error_message = result.message;
+    tr.configs = std::nullopt;
+    return;
+  }
+  tr.num_partitions = t.num_partitions == -1 ? ctx.b.config().num_partitions() : t.num_partitions;
+  tr.replication_factor = t.replication_factor == -1
+                              ? static_cast<int16_t>(ctx.b.config().default_replication_factor())
+                              : t.replication_factor;
+  if (auto created = ctx.b.metadata()->find(t.name)) tr.topic_id = to_uuid(created->id);
+  std::vector<create_topics_response::creatable_topic_configs> out;
+  for (const auto& e : config::resolve_topic_config(ctx.b.config(), configs)) {
+    auto& c = out.emplace_back();
+    c.name = e.name;
+    c.value = e.value;
+    c.read_only = e.read_only;
+    c.config_source = static_cast<int8_t>(e.source);
+    c.is_sensitive = e.sensitive;
+  }
+  tr.configs = std::move(out);
+}
+}  // namespace
+
 asio::awaitable<void> create_topics(request_context& ctx, create_topics_request& req,
                                     create_topics_response& resp) {
   for (auto& t : req.topics) {
     auto& tr = resp.topics.emplace_back();
-    tr.name = t.name;
-    tr.error_message = std::nullopt;
-    if (!t.assignments.empty()) {
-      // Manual assignment: every replica list must name this broker exactly once.
-      bool ok = true;
-      for (const auto& a : t.assignments) {
-        ok = ok && a.broker_ids.size() == 1 && a.broker_ids[0] == ctx.b.node_id();
-      }
-      if (!ok || t.num_partitions != -1 || t.replication_factor != -1) {
-        tr.error_code = to_wire(ok ? error_code::invalid_request
-                                   : error_code::invalid_replica_assignment);
-        tr.error_message = ok ? "Both numPartitions or replicationFactor and replicasAssignments "
-                                "were set. Both cannot be used at the same time."
-                              : "Replica assignment names brokers that are not in the cluster.";
-        continue;
-      }
-      t.num_partitions = static_cast<int32_t>(t.assignments.size());
-      t.replication_factor = 1;
-    }
     std::map<std::string, std::string> configs;
-    bool null_config = false;
-    for (const auto& c : t.configs) {
-      if (!c.value) {
-        null_config = true;
-        break;
-      }
-      configs[c.name] = *c.value;
-    }
-    if (null_config) {
-      tr.error_code = to_wire(error_code::invalid_config);
-      tr.error_message = "Null value not supported for topic configs";
-      continue;
-    }
-    const std::string name = t.name;
-    const int32_t partitions = t.num_partitions;
-    const int16_t rf = t.replication_factor;
+    if (!prepare_topic(ctx, t, tr, &configs)) continue;
     const bool validate_only = req.validate_only;
     auto result = co_await ctx.b.with_controller([&](cluster::controller& c) {
-      return c.create_topic(name, partitions, rf, configs, validate_only);
+      return c.create_topic(t.name, t.num_partitions, t.replication_factor, configs,
+                            validate_only);
     });
-    tr.error_code = to_wire(result.error);
-    if (result.error != error_code::none) {
-      tr.error_message = result.message;
-      tr.configs = std::nullopt;
-      tr.topic_config_error_code = 0;
-      continue;
-    }
-    tr.num_partitions = partitions == -1 ? ctx.b.config().num_partitions() : partitions;
-    tr.replication_factor =
-        rf == -1 ? static_cast<int16_t>(ctx.b.config().default_replication_factor()) : rf;
-    if (auto created = ctx.b.metadata()->find(name)) tr.topic_id = to_uuid(created->id);
-    std::vector<create_topics_response::creatable_topic_configs> out;
-    for (const auto& e : config::resolve_topic_config(ctx.b.config(), configs)) {
-      auto& c = out.emplace_back();
-      c.name = e.name;
-      c.value = e.value;
-      c.read_only = e.read_only;
-      c.config_source = static_cast<int8_t>(e.source);
-      c.is_sensitive = e.sensitive;
-    }
-    tr.configs = std::move(out);
+    fill_created_topic(ctx, t, configs, result, tr);
   }
 }
+
+namespace {
+// Resolves one DeleteTopics target; returns the topic name to delete, or "" with the error
+// filled in.
+std::string resolve_deletion(const request_context& ctx, const std::optional<std::string>& name,
+                             const protocol::uuid& id,
+                             delete_topics_response::deletable_topic_result& r) {
+  r.topic_id = id;
+  auto md = ctx.b.metadata();
+  auto t = name ? md->find(*name) : md->find(from_uuid(id));
+  r.name = t ? std::optional<std::string>(t->name) : name;
+  if (!ctx.b.config().delete_topic_enable()) {
+    r.error_code = to_wire(error_code::topic_deletion_disabled);
+    return "";
+  }
+  if (!t) {
+    r.error_code = to_wire(name ? error_code::unknown_topic_or_partition
+                                : error_code::unknown_topic_id);
+    return "";
+  }
+  r.topic_id = to_uuid(t->id);
+  return t->name;
+}
+
+void fill_result(const cluster::topic_result& result, int16_t* code,
+                 std::optional<std::string>* message) {
+  *code = to_wire(result.error);
+  if (result.error != error_code::none) *message = result.message;
+}
+}  // namespace
 
 asio::awaitable<void> delete_topics(request_context& ctx, delete_topics_request& req,
                                     delete_topics_response& resp) {
@@ -204,57 +278,47 @@ asio::awaitable<void> delete_topics(request_context& ctx, delete_topics_request&
   }
   for (auto& [name, id] : targets) {
     auto& r = resp.responses.emplace_back();
-    r.topic_id = id;
-    auto md = ctx.b.metadata();
-    auto t = name ? md->find(*name) : md->find(from_uuid(id));
-    r.name = t ? std::optional<std::string>(t->name) : name;
-    if (!ctx.b.config().delete_topic_enable()) {
-      r.error_code = to_wire(error_code::topic_deletion_disabled);
-      continue;
-    }
-    if (!t) {
-      r.error_code = to_wire(name ? error_code::unknown_topic_or_partition
-                                  : error_code::unknown_topic_id);
-      continue;
-    }
-    r.topic_id = to_uuid(t->id);
-    const std::string topic = t->name;
+    const std::string topic = resolve_deletion(ctx, name, id, r);
+    if (topic.empty()) continue;
     auto result = co_await ctx.b.with_controller(
         [&](cluster::controller& c) { return c.delete_topic(topic); });
-    r.error_code = to_wire(result.error);
-    if (result.error != error_code::none) r.error_message = result.message;
+    fill_result(result, &r.error_code, &r.error_message);
   }
 }
+
+namespace {
+bool check_partition_assignment(const request_context& ctx,
+                                const create_partitions_request::create_partitions_topic& t,
+                                create_partitions_response::create_partitions_topic_result& r) {
+  r.name = t.name;
+  if (!t.assignments) return true;
+  for (const auto& a : *t.assignments) {
+    if (a.broker_ids.size() != 1 || a.broker_ids[0] != ctx.b.node_id()) {
+      r.error_code = to_wire(error_code::invalid_replica_assignment);
+      r.error_message = "Replica assignment names brokers that are not in the cluster.";
+      return false;
+    }
+  }
+  return true;
+}
+}  // namespace
 
 asio::awaitable<void> create_partitions(request_context& ctx, create_partitions_request& req,
                                         create_partitions_response& resp) {
   for (auto& t : req.topics) {
     auto& r = resp.results.emplace_back();
-    r.name = t.name;
-    if (t.assignments) {
-      bool ok = true;
-      for (const auto& a : *t.assignments) {
-        ok = ok && a.broker_ids.size() == 1 && a.broker_ids[0] == ctx.b.node_id();
-      }
-      if (!ok) {
-        r.error_code = to_wire(error_code::invalid_replica_assignment);
-        r.error_message = "Replica assignment names brokers that are not in the cluster.";
-        continue;
-      }
-    }
-    const std::string name = t.name;
-    const int32_t count = t.count;
+    if (!check_partition_assignment(ctx, t, r)) continue;
     const bool validate_only = req.validate_only;
     auto result = co_await ctx.b.with_controller([&](cluster::controller& c) {
-      return c.create_partitions(name, count, validate_only);
+      return c.create_partitions(t.name, t.count, validate_only);
     });
-    r.error_code = to_wire(result.error);
-    if (result.error != error_code::none) r.error_message = result.message;
+    fill_result(result, &r.error_code, &r.error_message);
   }
 }
 
-asio::awaitable<void> describe_configs(request_context& ctx, describe_configs_request& req,
-                                       describe_configs_response& resp) {
+namespace {
+void fill_describe_configs(const request_context& ctx, const describe_configs_request& req,
+                           describe_configs_response& resp) {
   auto md = ctx.b.metadata();
   for (auto& res : req.resources) {
     auto& rr = resp.results.emplace_back();
@@ -312,120 +376,99 @@ asio::awaitable<void> describe_configs(request_context& ctx, describe_configs_re
   }
 }
 
-namespace {
-// Applies a complete override map to a topic (AlterConfigs and IncrementalAlterConfigs).
-asio::awaitable<cluster::topic_result> set_overrides(request_context& ctx, const std::string& topic,
-                                                     std::map<std::string, std::string> configs,
-                                                     bool validate_only) {
-  co_return co_await ctx.b.with_controller([&](cluster::controller& c) {
-    return c.set_topic_configs(topic, configs, validate_only);
-  });
+}  // namespace
+
+asio::awaitable<void> describe_configs(request_context& ctx, describe_configs_request& req,
+                                       describe_configs_response& resp) {
+  fill_describe_configs(ctx, req, resp);
+  co_return;
 }
 
+namespace {
+// Fills the error of a non-topic resource in (Incremental)AlterConfigs; false for topics.
 template <typename Resource, typename Result>
-bool reject_non_topic(const request_context& ctx, const Resource& res, Result& rr) {
+bool reject_non_topic(const Resource& res, Result& rr) {
+  rr.resource_type = res.resource_type;
+  rr.resource_name = res.resource_name;
+  rr.error_message = std::nullopt;
   if (res.resource_type == kResourceTopic) return false;
-  rr.error_code = to_wire(res.resource_type == kResourceBroker ? error_code::invalid_request
-                                                               : error_code::invalid_request);
+  rr.error_code = to_wire(error_code::invalid_request);
   rr.error_message = res.resource_type == kResourceBroker
                          ? "Dynamic broker configuration is not supported; edit "
                            "server.properties and restart the broker"
                          : "Unsupported resource type " + std::to_string(res.resource_type);
   return true;
 }
-}  // namespace
 
-asio::awaitable<void> alter_configs(request_context& ctx, alter_configs_request& req,
-                                    alter_configs_response& resp) {
-  for (auto& res : req.resources) {
-    auto& rr = resp.responses.emplace_back();
-    rr.resource_type = res.resource_type;
-    rr.resource_name = res.resource_name;
-    rr.error_message = std::nullopt;
-    if (reject_non_topic(ctx, res, rr)) continue;
-    std::map<std::string, std::string> configs;
-    for (const auto& c : res.configs) {
-      if (c.value) configs[c.name] = *c.value;
-    }
-    auto result = co_await set_overrides(ctx, res.resource_name, configs, req.validate_only);
-    rr.error_code = to_wire(result.error);
-    if (result.error != error_code::none) rr.error_message = result.message;
+std::map<std::string, std::string> alter_configs_map(
+    const alter_configs_request::alter_configs_resource& res) {
+  std::map<std::string, std::string> configs;
+  for (const auto& c : res.configs) {
+    if (c.value) configs[c.name] = *c.value;
   }
+  return configs;
 }
 
-asio::awaitable<void> incremental_alter_configs(request_context& ctx,
-                                                incremental_alter_configs_request& req,
-                                                incremental_alter_configs_response& resp) {
+// Applies IncrementalAlterConfigs operations (SET, DELETE, APPEND, SUBTRACT) to the topic's
+// current overrides. Returns false with *error set on an invalid operation.
+bool incremental_configs(const request_context& ctx,
+                         const incremental_alter_configs_request::alter_configs_resource& res,
+                         std::map<std::string, std::string>* configs, std::string* error) {
   constexpr int8_t kSet = 0, kDelete = 1, kAppend = 2, kSubtract = 3;
-  for (auto& res : req.resources) {
-    auto& rr = resp.responses.emplace_back();
-    rr.resource_type = res.resource_type;
-    rr.resource_name = res.resource_name;
-    rr.error_message = std::nullopt;
-    if (reject_non_topic(ctx, res, rr)) continue;
-    auto t = ctx.b.metadata()->find(res.resource_name);
-    if (!t) {
-      rr.error_code = to_wire(error_code::unknown_topic_or_partition);
-      rr.error_message = "Topic '" + res.resource_name + "' does not exist.";
-      continue;
-    }
-    std::map<std::string, std::string> configs = t->configs;
-    const auto effective = config::resolve_topic_config(ctx.b.config(), t->configs);
-    auto current_value = [&](const std::string& key) -> std::string {
-      if (auto it = configs.find(key); it != configs.end()) return it->second;
-      for (const auto& e : effective) {
-        if (e.name == key && e.value) return *e.value;
-      }
-      return "";
-    };
-    std::string error;
-    for (const auto& c : res.configs) {
-      switch (c.config_operation) {
-        case kSet:
-          if (!c.value) {
-            error = "Null value not supported for " + c.name;
-            break;
-          }
-          configs[c.name] = *c.value;
-          break;
-        case kDelete:
-          configs.erase(c.name);
-          break;
-        case kAppend:
-        case kSubtract: {
-          auto items = split_list(current_value(c.name));
-          for (const auto& v : split_list(c.value.value_or(""))) {
-            auto it = std::find(items.begin(), items.end(), v);
-            if (c.config_operation == kAppend && it == items.end()) items.push_back(v);
-            if (c.config_operation == kSubtract && it != items.end()) items.erase(it);
-          }
-          std::string joined;
-          for (const auto& i : items) joined += (joined.empty() ? "" : ",") + i;
-          configs[c.name] = joined;
-          break;
-        }
-        default:
-          error = "Unknown config operation " + std::to_string(c.config_operation);
-      }
-    }
-    if (!error.empty()) {
-      rr.error_code = to_wire(error_code::invalid_config);
-      rr.error_message = error;
-      continue;
-    }
-    auto result = co_await set_overrides(ctx, res.resource_name, configs, req.validate_only);
-    rr.error_code = to_wire(result.error);
-    if (result.error != error_code::none) rr.error_message = result.message;
+  auto t = ctx.b.metadata()->find(res.resource_name);
+  if (!t) {
+    *error = "Topic '" + res.resource_name + "' does not exist.";
+    return false;
   }
+  *configs = t->configs;
+  const auto effective = config::resolve_topic_config(ctx.b.config(), t->configs);
+  auto current_value = [&](const std::string& key) -> std::string {
+    if (auto it = configs->find(key); it != configs->end()) return it->second;
+    for (const auto& e : effective) {
+      if (e.name == key && e.value) return *e.value;
+    }
+    return "";
+  };
+  for (const auto& c : res.configs) {
+    switch (c.config_operation) {
+      case kSet:
+        if (!c.value) {
+          *error = "Null value not supported for " + c.name;
+          return false;
+        }
+        (*configs)[c.name] = *c.value;
+        break;
+      case kDelete:
+        configs->erase(c.name);
+        break;
+      case kAppend:
+      case kSubtract: {
+        auto items = split_list(current_value(c.name));
+        for (const auto& v : split_list(c.value.value_or(""))) {
+          auto it = std::find(items.begin(), items.end(), v);
+          if (c.config_operation == kAppend && it == items.end()) items.push_back(v);
+          if (c.config_operation == kSubtract && it != items.end()) items.erase(it);
+        }
+        std::string joined;
+        for (const auto& i : items) joined += (joined.empty() ? "" : ",") + i;
+        (*configs)[c.name] = joined;
+        break;
+      }
+      default:
+        *error = "Unknown config operation " + std::to_string(c.config_operation);
+        return false;
+    }
+  }
+  return true;
 }
 
-asio::awaitable<void> describe_cluster(request_context& ctx, describe_cluster_request& req,
-                                       describe_cluster_response& resp) {
+void fill_describe_cluster(const request_context& ctx, const describe_cluster_request& req,
+                           describe_cluster_response& resp) {
   constexpr int8_t kBrokers = 1;
   if (ctx.version >= 1 && req.endpoint_type != kBrokers) {
     resp.error_code = to_wire(error_code::mismatched_endpoint_type);
     resp.error_message = "The request was sent to an endpoint of type BROKER";
-    co_return;
+    return;
   }
   auto md = ctx.b.metadata();
   resp.endpoint_type = kBrokers;
@@ -438,6 +481,50 @@ asio::awaitable<void> describe_cluster(request_context& ctx, describe_cluster_re
     br.port = b.port;
     br.rack = b.rack;
   }
+}
+}  // namespace
+
+asio::awaitable<void> alter_configs(request_context& ctx, alter_configs_request& req,
+                                    alter_configs_response& resp) {
+  for (auto& res : req.resources) {
+    auto& rr = resp.responses.emplace_back();
+    if (reject_non_topic(res, rr)) continue;
+    const auto configs = alter_configs_map(res);
+    const bool validate_only = req.validate_only;
+    auto result = co_await ctx.b.with_controller([&](cluster::controller& c) {
+      return c.set_topic_configs(res.resource_name, configs, validate_only);
+    });
+    fill_result(result, &rr.error_code, &rr.error_message);
+  }
+}
+
+asio::awaitable<void> incremental_alter_configs(request_context& ctx,
+                                                incremental_alter_configs_request& req,
+                                                incremental_alter_configs_response& resp) {
+  for (auto& res : req.resources) {
+    auto& rr = resp.responses.emplace_back();
+    if (reject_non_topic(res, rr)) continue;
+    std::map<std::string, std::string> configs;
+    std::string error;
+    if (!incremental_configs(ctx, res, &configs, &error)) {
+      rr.error_code = to_wire(ctx.b.metadata()->find(res.resource_name)
+                                  ? error_code::invalid_config
+                                  : error_code::unknown_topic_or_partition);
+      rr.error_message = error;
+      continue;
+    }
+    const bool validate_only = req.validate_only;
+    auto result = co_await ctx.b.with_controller([&](cluster::controller& c) {
+      return c.set_topic_configs(res.resource_name, configs, validate_only);
+    });
+    fill_result(result, &rr.error_code, &rr.error_message);
+  }
+}
+
+asio::awaitable<void> describe_cluster(request_context& ctx, describe_cluster_request& req,
+                                       describe_cluster_response& resp) {
+  fill_describe_cluster(ctx, req, resp);
+  co_return;
 }
 
 asio::awaitable<void> init_producer_id(request_context& ctx, init_producer_id_request& req,

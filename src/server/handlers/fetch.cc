@@ -29,15 +29,10 @@ struct fetch_wait {
   asio::steady_timer timer;
 };
 
-}  // namespace
-
-asio::awaitable<void> fetch(request_context& ctx, fetch_request& req, fetch_response& resp) {
-  auto md = ctx.b.metadata();
-  const auto iso = req.isolation_level == 1 ? replication::isolation::read_committed
-                                            : replication::isolation::read_uncommitted;
+// Resolves topic names (v13+: topic ids) once; the response keeps the request's order.
+std::vector<wanted_partition> resolve(const request_context& ctx, fetch_request& req,
+                                      const cluster::metadata_snapshot& md, fetch_response& resp) {
   const bool by_id = ctx.version >= 13;
-
-  // Resolve names (v13+: topic ids) once; the response keeps the request's order.
   std::vector<wanted_partition> wanted;
   for (auto& topic : req.topics) {
     auto& tr = resp.responses.emplace_back();
@@ -47,9 +42,9 @@ asio::awaitable<void> fetch(request_context& ctx, fetch_request& req, fetch_resp
     if (by_id) {
       cluster::topic_id id;
       std::copy(topic.topic_id.bytes.begin(), topic.topic_id.bytes.end(), id.begin());
-      tmeta = md->find(id);
+      tmeta = md.find(id);
     } else {
-      tmeta = md->find(topic.topic);
+      tmeta = md.find(topic.topic);
     }
     for (auto& p : topic.partitions) {
       wanted_partition w;
@@ -66,6 +61,43 @@ asio::awaitable<void> fetch(request_context& ctx, fetch_request& req, fetch_resp
       wanted.push_back(std::move(w));
     }
   }
+  return wanted;
+}
+
+replication::fetch_outcome read_from(replication::partition* p, int64_t offset, uint32_t limit,
+                                     bool min_one, replication::isolation iso, int32_t epoch) {
+  if (!p) {
+    replication::fetch_outcome o;
+    o.error = error_code::not_leader_or_follower;
+    return o;
+  }
+  return p->read(offset, limit, min_one, iso, epoch);
+}
+
+// Wakes a waiting fetch from a partition's loop: posts to the fetch's own loop.
+void register_waiter(replication::partition* p, int64_t seen_hw, std::weak_ptr<fetch_wait> weak,
+                     asio::any_io_executor executor) {
+  if (!p) return;
+  auto wake = [weak, executor] {
+    asio::post(executor, [weak] {
+      if (auto s = weak.lock()) s->timer.cancel();
+    });
+  };
+  // Data that arrived between our read and this registration must not be missed.
+  if (p->high_watermark() != seen_hw) {
+    wake();
+  } else {
+    p->add_waiter(weak, wake);
+  }
+}
+}  // namespace
+
+asio::awaitable<void> fetch(request_context& ctx, fetch_request& req, fetch_response& resp) {
+  auto md = ctx.b.metadata();
+  const auto iso = req.isolation_level == 1 ? replication::isolation::read_committed
+                                            : replication::isolation::read_uncommitted;
+
+  std::vector<wanted_partition> wanted = resolve(ctx, req, *md, resp);
 
   const auto executor = co_await asio::this_coro::executor;
   const auto deadline =
@@ -93,12 +125,7 @@ asio::awaitable<void> fetch(request_context& ctx, fetch_request& req, fetch_resp
       const int64_t offset = w.request->fetch_offset;
       const int32_t epoch = w.request->current_leader_epoch;
       auto out = co_await on_partition(ctx.b, w.tp, [&](replication::partition* p) {
-        if (!p) {
-          replication::fetch_outcome o;
-          o.error = error_code::not_leader_or_follower;
-          return o;
-        }
-        return p->read(offset, limit, min_one, iso, epoch);
+        return read_from(p, offset, limit, min_one, iso, epoch);
       });
       pr.error_code = to_wire(out.error);
       pr.high_watermark = out.high_watermark;
@@ -126,18 +153,7 @@ asio::awaitable<void> fetch(request_context& ctx, fetch_request& req, fetch_resp
       if (w.resolve_error != error_code::none) continue;
       const int64_t hw = seen_hw[i];
       co_await on_partition(ctx.b, w.tp, [&](replication::partition* p) {
-        if (!p) return 0;
-        auto wake = [weak, ex = executor] {
-          asio::post(ex, [weak] {
-            if (auto s = weak.lock()) s->timer.cancel();
-          });
-        };
-        // Data that arrived between our read and this registration must not be missed.
-        if (p->high_watermark() != hw) {
-          wake();
-        } else {
-          p->add_waiter(weak, wake);
-        }
+        register_waiter(p, hw, weak, executor);
         return 0;
       });
     }

@@ -37,4 +37,22 @@ asio::awaitable<void> describe_cluster(request_context&, describe_cluster_reques
 asio::awaitable<void> offset_for_leader_epoch(request_context&, offset_for_leader_epoch_request&,
                                               offset_for_leader_epoch_response&);
 
+// Consumer groups (group.cc).
+asio::awaitable<void> find_coordinator(request_context&, find_coordinator_request&,
+                                       find_coordinator_response&);
+asio::awaitable<void> join_group(request_context&, join_group_request&, join_group_response&);
+asio::awaitable<void> sync_group(request_context&, sync_group_request&, sync_group_response&);
+asio::awaitable<void> heartbeat(request_context&, heartbeat_request&, heartbeat_response&);
+asio::awaitable<void> leave_group(request_context&, leave_group_request&, leave_group_response&);
+asio::awaitable<void> offset_commit(request_context&, offset_commit_request&,
+                                    offset_commit_response&);
+asio::awaitable<void> offset_fetch(request_context&, offset_fetch_request&, offset_fetch_response&);
+asio::awaitable<void> list_groups(request_context&, list_groups_request&, list_groups_response&);
+asio::awaitable<void> describe_groups(request_context&, describe_groups_request&,
+                                      describe_groups_response&);
+asio::awaitable<void> delete_groups(request_context&, delete_groups_request&,
+                                    delete_groups_response&);
+asio::awaitable<void> offset_delete(request_context&, offset_delete_request&,
+                                    offset_delete_response&);
+
 }  // namespace varve::server::handlers
