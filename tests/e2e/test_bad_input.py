@@ -261,6 +261,43 @@ def test_produce_batch_length_disagrees_with_records_size(healthy, topic):
     check_healthy(healthy)
 
 
+def test_frame_of_exactly_max_request_bytes_is_read_and_answered(healthy, topic):
+    c = fresh()
+    before = latest(c, topic)
+    # Produce v3 frame of exactly socket.request.max.bytes: one record padded to fit
+    probe = kwire.record_batch([b""])
+    hdr = kwire.request_header_v1(kwire.API_PRODUCE, 3, 1)
+    fixed = len(hdr) + 2 + 2 + 4 + 4 + 2 + len(topic) + 4 + 4 + 4  # up to the records bytes
+    value_len = MAX_REQUEST_BYTES - fixed - len(probe)
+    for _ in range(4):  # the value's varint length grows the record; converge
+        batch = kwire.record_batch([b"z" * value_len])
+        value_len -= fixed + len(batch) - MAX_REQUEST_BYTES
+    batch = kwire.record_batch([b"z" * value_len])
+    assert fixed + len(batch) == MAX_REQUEST_BYTES, (fixed + len(batch))
+    c.corr = 0
+    r = c.produce_v3(topic, 0, batch)
+    assert r["error"] == 10, f"1 MiB batch on a 4 KiB topic: error {r['error']}, expected 10"
+    assert latest(c, topic) == before
+    c.close()
+    check_healthy(healthy)
+
+
+def test_pipelined_requests_are_answered_in_order(healthy):
+    c = fresh()
+    frames = b""
+    for corr in range(1, 51):
+        api = kwire.API_API_VERSIONS if corr % 2 else kwire.API_METADATA
+        body = b"" if api == kwire.API_API_VERSIONS else i32(0)
+        frames += kwire.frame(kwire.request_header_v1(api, 0 if corr % 2 else 1, corr) + body)
+    c.send_raw(frames)
+    for corr in range(1, 51):
+        resp = kwire.Reader(c.recv_frame())
+        got = resp.i32()
+        assert got == corr, f"response {corr} carries correlation id {got}"
+    c.close()
+    check_healthy(healthy)
+
+
 def test_broker_still_alive_at_the_end(healthy):
     check_healthy(healthy)
     assert broker_alive()

@@ -8,7 +8,7 @@ import time
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
-                                   ResourceType)
+                                   ConfigSource, ResourceType)
 
 from e2e_util import bootstrap, create_topic, env, restart, unique, wait_until, log_tail
 
@@ -84,7 +84,8 @@ def describe(topic):
 
 
 def source_name(entry):
-    return getattr(entry.source, "name", str(entry.source))
+    src = entry.source
+    return src.name if isinstance(src, ConfigSource) else ConfigSource(src).name
 
 
 def test_size_retention_deletes_whole_segments_then_delete_records_survives_restart():
