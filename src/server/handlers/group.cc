@@ -92,83 +92,99 @@ bool partition_exists(const cluster::metadata_snapshot& md, const std::string& t
   return t && partition >= 0 && partition < static_cast<int32_t>(t->partitions.size());
 }
 
+// --- plain helpers: all response building happens outside coroutine bodies (GCC 12, see
+// the note in admin.cc); the handlers below only sequence the awaits.
+
+struct offsets_topic_spec {
+  std::string name;
+  int32_t partitions = 0;
+  int16_t replication_factor = 1;
+  std::map<std::string, std::string> configs;
+};
+
+// nullopt when __consumer_offsets already exists.
+std::optional<offsets_topic_spec> offsets_topic_to_create(broker& b) {
+  offsets_topic_spec s;
+  s.name = std::string(coordinator::kOffsetsTopic);
+  if (b.metadata()->find(s.name)) return std::nullopt;
+  const auto& cfg = b.config();
+  s.partitions = cfg.get_int("offsets.topic.num.partitions");
+  // A single broker can hold one replica, whatever offsets.topic.replication.factor says.
+  s.replication_factor =
+      static_cast<int16_t>(std::min<int32_t>(cfg.get_int("offsets.topic.replication.factor"), 1));
+  s.configs = {{"cleanup.policy", "compact"},
+               {"segment.bytes", std::to_string(cfg.get_int("offsets.topic.segment.bytes"))}};
+  return s;
+}
+
+error_code offsets_topic_created(const offsets_topic_spec& s, const cluster::topic_result& r) {
+  if (r.error == error_code::none) {
+    VLOG_INFO(kLog) << "created " << s.name << " with " << s.partitions << " partition(s)";
+    return error_code::none;
+  }
+  if (r.error == error_code::topic_already_exists) return error_code::none;
+  VLOG_WARN(kLog) << "cannot create " << s.name << ": " << r.message;
+  return error_code::coordinator_not_available;
+}
+
 // Creates __consumer_offsets on first use (compacted, internal).
 asio::awaitable<error_code> ensure_offsets_topic(request_context& ctx) {
-  const std::string name(coordinator::kOffsetsTopic);
-  if (ctx.b.metadata()->find(name)) co_return error_code::none;
-  const auto& cfg = ctx.b.config();
-  const int32_t partitions = cfg.get_int("offsets.topic.num.partitions");
-  // A single broker can hold one replica, whatever offsets.topic.replication.factor says.
-  const int16_t rf = static_cast<int16_t>(
-      std::min<int32_t>(cfg.get_int("offsets.topic.replication.factor"), 1));
-  const std::map<std::string, std::string> configs = {
-      {"cleanup.policy", "compact"},
-      {"segment.bytes", std::to_string(cfg.get_int("offsets.topic.segment.bytes"))}};
-  auto result = co_await ctx.b.with_controller([&](cluster::controller& c) {
-    return c.create_topic(name, partitions, rf, configs, false, /*internal=*/true);
+  std::optional<offsets_topic_spec> spec = offsets_topic_to_create(ctx.b);
+  if (!spec) co_return error_code::none;
+  offsets_topic_spec& s = *spec;
+  auto result = co_await ctx.b.with_controller([&s](cluster::controller& c) {
+    return c.create_topic(s.name, s.partitions, s.replication_factor, s.configs, false,
+                          /*internal=*/true);
   });
-  if (result.error == error_code::none || result.error == error_code::topic_already_exists) {
-    if (result.error == error_code::none) {
-      VLOG_INFO(kLog) << "created " << name << " with " << partitions << " partition(s)";
-    }
-    co_return error_code::none;
-  }
-  VLOG_WARN(kLog) << "cannot create " << name << ": " << result.message;
-  co_return error_code::coordinator_not_available;
+  co_return offsets_topic_created(s, result);
 }
-}  // namespace
 
-asio::awaitable<void> find_coordinator(request_context& ctx, find_coordinator_request& req,
-                                       find_coordinator_response& resp) {
-  std::vector<std::string> keys;
-  if (ctx.version >= 4) {
-    keys = req.coordinator_keys;
+std::vector<std::string> coordinator_keys(const request_context& ctx,
+                                          const find_coordinator_request& req) {
+  if (ctx.version >= 4) return req.coordinator_keys;
+  return {req.key};
+}
+
+// Fills what does not depend on the offsets topic; true if the key is a group.
+bool start_coordinator_entry(const find_coordinator_request& req, const std::string& key,
+                             find_coordinator_response::coordinator& c) {
+  c.key = key;
+  c.error_message = std::nullopt;
+  c.node_id = -1;
+  c.port = -1;
+  if (req.key_type == kKeyTypeGroup) return true;
+  if (req.key_type == kKeyTypeTransaction) {
+    c.error_code = to_wire(error_code::coordinator_not_available);
+    c.error_message = "transactions are not supported by this broker yet";
   } else {
-    keys.push_back(req.key);
+    c.error_code = to_wire(error_code::invalid_request);
+    c.error_message = "unknown coordinator key type " + std::to_string(req.key_type);
   }
-  for (const auto& key : keys) {
-    auto& c = resp.coordinators.emplace_back();
-    c.key = key;
-    c.error_message = std::nullopt;
-    c.node_id = -1;
-    c.port = -1;
-    error_code e = error_code::none;
-    if (req.key_type == kKeyTypeTransaction) {
-      e = error_code::coordinator_not_available;
-      c.error_message = "transactions are not supported by this broker yet";
-    } else if (req.key_type != kKeyTypeGroup) {
-      e = error_code::invalid_request;
-      c.error_message = "unknown coordinator key type " + std::to_string(req.key_type);
-    } else {
-      e = co_await ensure_offsets_topic(ctx);
-    }
-    c.error_code = to_wire(e);
-    if (e == error_code::none) {
-      c.node_id = ctx.b.node_id();
-      c.host = ctx.b.advertised().host;
-      c.port = ctx.b.advertised().port;
-    }
-  }
-  if (ctx.version < 4) {
-    auto c = std::move(resp.coordinators.front());
-    resp.coordinators.clear();
-    resp.error_code = c.error_code;
-    resp.error_message = c.error_message;
-    resp.node_id = c.node_id;
-    resp.host = c.host;
-    resp.port = c.port;
-  }
+  return false;
 }
 
-asio::awaitable<void> join_group(request_context& ctx, join_group_request& req,
-                                 join_group_response& resp) {
-  resp.member_id = req.member_id;
-  resp.protocol_name = ctx.version >= 7 ? std::nullopt : std::optional<std::string>("");
-  const group_route route = route_group(ctx, req.group_id);
-  if (route.error != error_code::none) {
-    resp.error_code = to_wire(route.error);
-    co_return;
-  }
+void finish_coordinator_entry(const request_context& ctx, error_code e,
+                              find_coordinator_response::coordinator& c) {
+  c.error_code = to_wire(e);
+  if (e != error_code::none) return;
+  c.node_id = ctx.b.node_id();
+  c.host = ctx.b.advertised().host;
+  c.port = ctx.b.advertised().port;
+}
+
+// Before v4 the single answer lives in the top-level fields.
+void finish_find_coordinator(const request_context& ctx, find_coordinator_response& resp) {
+  if (ctx.version >= 4 || resp.coordinators.empty()) return;
+  auto c = std::move(resp.coordinators.front());
+  resp.coordinators.clear();
+  resp.error_code = c.error_code;
+  resp.error_message = c.error_message;
+  resp.node_id = c.node_id;
+  resp.host = c.host;
+  resp.port = c.port;
+}
+
+coordinator::join_params join_params_of(const request_context& ctx, join_group_request& req) {
   coordinator::join_params params;
   params.group_id = req.group_id;
   params.member_id = req.member_id;
@@ -176,27 +192,29 @@ asio::awaitable<void> join_group(request_context& ctx, join_group_request& req,
   params.client_id = ctx.header.client_id.value_or("");
   params.client_host = client_host(ctx);
   params.session_timeout_ms = req.session_timeout_ms;
-  params.rebalance_timeout_ms = ctx.version >= 1 ? req.rebalance_timeout_ms : req.session_timeout_ms;
+  params.rebalance_timeout_ms =
+      ctx.version >= 1 ? req.rebalance_timeout_ms : req.session_timeout_ms;
   params.protocol_type = req.protocol_type;
   for (auto& p : req.protocols) params.protocols.push_back({p.name, std::move(p.metadata)});
   params.require_known_member_id = ctx.version >= 4;
-  auto start = [&params](group_coordinator& c, int32_t p,
-                         std::function<void(coordinator::join_result)> done) {
-    c.join(p, std::move(params), std::move(done));
-  };
-  coordinator::join_result r = co_await wait_on_group<coordinator::join_result>(ctx, route, start);
+  return params;
+}
+
+void fill_join(const request_context& ctx, coordinator::join_result& r,
+               join_group_response& resp) {
   resp.error_code = to_wire(r.error);
   resp.generation_id = r.generation_id;
   resp.member_id = r.member_id;
   resp.leader = r.leader;
   resp.skip_assignment = ctx.version >= 9 && r.skip_assignment;
-  if (r.error == error_code::none) {
-    if (ctx.version >= 7) resp.protocol_type = r.protocol_type;
-    resp.protocol_name = ctx.version >= 7 ? r.protocol_name
-                                          : std::optional<std::string>(r.protocol_name.value_or(""));
+  if (ctx.version >= 7) {
+    resp.protocol_name = r.protocol_name;
+    if (r.error == error_code::none) resp.protocol_type = r.protocol_type;
+  } else {
+    resp.protocol_name = r.protocol_name.value_or("");
   }
   // Before v9 a static leader that rejoined without a change still gets the member list and
-  // recomputes the same assignment (its SyncGroup is answered from the stable group).
+  // recomputes an assignment; its SyncGroup is answered from the stable group.
   for (auto& m : r.members) {
     auto& out = resp.members.emplace_back();
     out.member_id = m.member_id;
@@ -205,13 +223,7 @@ asio::awaitable<void> join_group(request_context& ctx, join_group_request& req,
   }
 }
 
-asio::awaitable<void> sync_group(request_context& ctx, sync_group_request& req,
-                                 sync_group_response& resp) {
-  const group_route route = route_group(ctx, req.group_id);
-  if (route.error != error_code::none) {
-    resp.error_code = to_wire(route.error);
-    co_return;
-  }
+coordinator::sync_params sync_params_of(sync_group_request& req) {
   coordinator::sync_params params;
   params.group_id = req.group_id;
   params.generation_id = req.generation_id;
@@ -219,12 +231,14 @@ asio::awaitable<void> sync_group(request_context& ctx, sync_group_request& req,
   params.group_instance_id = req.group_instance_id;
   params.protocol_type = req.protocol_type;
   params.protocol_name = req.protocol_name;
-  for (auto& a : req.assignments) params.assignments.emplace_back(a.member_id, std::move(a.assignment));
-  auto start = [&params](group_coordinator& c, int32_t p,
-                         std::function<void(coordinator::sync_result)> done) {
-    c.sync(p, std::move(params), std::move(done));
-  };
-  coordinator::sync_result r = co_await wait_on_group<coordinator::sync_result>(ctx, route, start);
+  for (auto& a : req.assignments) {
+    params.assignments.emplace_back(a.member_id, std::move(a.assignment));
+  }
+  return params;
+}
+
+void fill_sync(const request_context& ctx, coordinator::sync_result& r,
+               sync_group_response& resp) {
   resp.error_code = to_wire(r.error);
   resp.assignment = std::move(r.assignment);
   if (ctx.version >= 5 && r.error == error_code::none) {
@@ -233,44 +247,27 @@ asio::awaitable<void> sync_group(request_context& ctx, sync_group_request& req,
   }
 }
 
-asio::awaitable<void> heartbeat(request_context& ctx, heartbeat_request& req,
-                                heartbeat_response& resp) {
-  const group_route route = route_group(ctx, req.group_id);
-  if (route.error != error_code::none) {
-    resp.error_code = to_wire(route.error);
-    co_return;
-  }
-  auto e = co_await on_group(ctx, route, [&req](group_coordinator& c, int32_t p) {
-    return c.heartbeat(p, req.group_id, req.generation_id, req.member_id, req.group_instance_id);
-  });
-  resp.error_code = to_wire(e);
-}
-
-asio::awaitable<void> leave_group(request_context& ctx, leave_group_request& req,
-                                  leave_group_response& resp) {
+std::vector<coordinator::member_identity> leaving_members(const request_context& ctx,
+                                                          const leave_group_request& req) {
   std::vector<coordinator::member_identity> members;
   if (ctx.version >= 3) {
     for (const auto& m : req.members) members.push_back({m.member_id, m.group_instance_id});
   } else {
     members.push_back({req.member_id, std::nullopt});
   }
-  const group_route route = route_group(ctx, req.group_id);
-  coordinator::leave_result r;
-  if (route.error != error_code::none) {
-    r.error = route.error;
-  } else {
-    r = co_await on_group(ctx, route, [&req, &members](group_coordinator& c, int32_t p) {
-      return c.leave(p, req.group_id, members);
-    });
-  }
+  return members;
+}
+
+void fill_leave(const request_context& ctx, const coordinator::leave_result& r,
+                leave_group_response& resp) {
   resp.error_code = to_wire(r.error);
   if (ctx.version < 3) {
     if (r.error == error_code::none && !r.members.empty()) {
       resp.error_code = to_wire(r.members.front().second);
     }
-    co_return;
+    return;
   }
-  if (r.error != error_code::none) co_return;
+  if (r.error != error_code::none) return;
   for (const auto& [who, e] : r.members) {
     auto& out = resp.members.emplace_back();
     out.member_id = who.member_id;
@@ -279,8 +276,9 @@ asio::awaitable<void> leave_group(request_context& ctx, leave_group_request& req
   }
 }
 
-asio::awaitable<void> offset_commit(request_context& ctx, offset_commit_request& req,
-                                    offset_commit_response& resp) {
+std::vector<coordinator::commit_entry> commit_entries(const request_context& ctx,
+                                                      const offset_commit_request& req,
+                                                      error_code route_error) {
   auto md = ctx.b.metadata();
   std::vector<coordinator::commit_entry> entries;
   for (const auto& t : req.topics) {
@@ -290,21 +288,19 @@ asio::awaitable<void> offset_commit(request_context& ctx, offset_commit_request&
       e.value.offset = p.committed_offset;
       e.value.leader_epoch = ctx.version >= 6 ? p.committed_leader_epoch : -1;
       e.value.metadata = p.committed_metadata.value_or("");
-      if (!partition_exists(*md, t.name, p.partition_index)) {
+      if (route_error != error_code::none) {
+        e.error = route_error;
+      } else if (!partition_exists(*md, t.name, p.partition_index)) {
         e.error = error_code::unknown_topic_or_partition;
       }
     }
   }
-  const group_route route = route_group(ctx, req.group_id);
-  if (route.error != error_code::none) {
-    for (auto& e : entries) e.error = route.error;
-  } else {
-    coordinator::commit_params params{req.group_id, req.generation_id_or_member_epoch,
-                                      req.member_id, req.group_instance_id};
-    co_await on_group(ctx, route, [&params, &entries](group_coordinator& c, int32_t p) {
-      return c.commit_offsets(p, params, entries);
-    });
-  }
+  return entries;
+}
+
+void fill_commit(const offset_commit_request& req,
+                 const std::vector<coordinator::commit_entry>& entries,
+                 offset_commit_response& resp) {
   size_t i = 0;
   for (const auto& t : req.topics) {
     auto& tr = resp.topics.emplace_back();
@@ -317,28 +313,40 @@ asio::awaitable<void> offset_commit(request_context& ctx, offset_commit_request&
   }
 }
 
-namespace {
+coordinator::commit_params commit_params_of(const offset_commit_request& req) {
+  return {req.group_id, req.generation_id_or_member_epoch, req.member_id, req.group_instance_id};
+}
+
+void add_delete_result(const std::string& group_id, error_code e, delete_groups_response& resp) {
+  auto& out = resp.results.emplace_back();
+  out.group_id = group_id;
+  out.error_code = to_wire(e);
+}
+
 struct fetched_group {
   error_code error = error_code::none;
   std::vector<std::pair<coordinator::topic_partition, coordinator::committed_offset>> offsets;
 };
 
+fetched_group fetch_on_shard(group_coordinator& c, int32_t p, const std::string& group_id,
+                             const std::optional<std::vector<coordinator::topic_partition>>& parts) {
+  fetched_group f;
+  f.error = c.check_partition(p);
+  if (f.error == error_code::none) f.offsets = c.fetch_offsets(p, group_id, parts);
+  return f;
+}
+
 asio::awaitable<fetched_group> fetch_group_offsets(
     request_context& ctx, const std::string& group_id,
     const std::optional<std::vector<coordinator::topic_partition>>& partitions) {
-  fetched_group out;
   const group_route route = route_group(ctx, group_id);
-  if (route.error != error_code::none) {
-    out.error = route.error;
-    co_return out;
-  }
-  out = co_await on_group(ctx, route, [&group_id, &partitions](group_coordinator& c, int32_t p) {
-    fetched_group f;
-    f.error = c.check_partition(p);
-    if (f.error == error_code::none) f.offsets = c.fetch_offsets(p, group_id, partitions);
-    return f;
+  fetched_group f;
+  f.error = route.error;
+  if (route.error != error_code::none) co_return f;
+  f = co_await on_group(ctx, route, [&group_id, &partitions](group_coordinator& c, int32_t p) {
+    return fetch_on_shard(c, p, group_id, partitions);
   });
-  co_return out;
+  co_return f;
 }
 
 // Groups fetched offsets by topic (in first-seen order) into a response's topic list.
@@ -358,127 +366,103 @@ void fill_topics(std::vector<Topic>& topics, const fetched_group& f) {
     pr.metadata = v.metadata;
   }
 }
-}  // namespace
 
-asio::awaitable<void> offset_fetch(request_context& ctx, offset_fetch_request& req,
-                                   offset_fetch_response& resp) {
-  if (ctx.version >= 8) {
-    for (const auto& g : req.groups) {
-      std::optional<std::vector<coordinator::topic_partition>> partitions;
-      if (g.topics) {
-        partitions.emplace();
-        for (const auto& t : *g.topics) {
-          for (int32_t p : t.partition_indexes) partitions->push_back({t.name, p});
-        }
-      }
-      const std::string group_id = g.group_id;
-      auto f = co_await fetch_group_offsets(ctx, group_id, partitions);
-      auto& gr = resp.groups.emplace_back();
-      gr.group_id = g.group_id;
-      gr.error_code = to_wire(f.error);
-      if (f.error == error_code::none) fill_topics(gr.topics, f);
-    }
-    co_return;
+template <typename Topics>
+std::optional<std::vector<coordinator::topic_partition>> requested_partitions(
+    const std::optional<Topics>& topics) {
+  if (!topics) return std::nullopt;
+  std::vector<coordinator::topic_partition> out;
+  for (const auto& t : *topics) {
+    for (int32_t p : t.partition_indexes) out.push_back({t.name, p});
   }
-  std::optional<std::vector<coordinator::topic_partition>> partitions;
-  if (req.topics) {
-    partitions.emplace();
-    for (const auto& t : *req.topics) {
-      for (int32_t p : t.partition_indexes) partitions->push_back({t.name, p});
-    }
-  }
-  auto f = co_await fetch_group_offsets(ctx, req.group_id, partitions);
-  if (f.error != error_code::none) {
-    resp.error_code = to_wire(f.error);
-    if (ctx.version >= 2 || !partitions) co_return;
-    // v1 has no top-level error: every requested partition carries it.
-    for (const auto& tp : *partitions) f.offsets.emplace_back(tp, coordinator::committed_offset{});
+  return out;
+}
+
+void fill_fetch_group(const fetched_group& f, const std::string& group_id,
+                      offset_fetch_response& resp) {
+  auto& gr = resp.groups.emplace_back();
+  gr.group_id = group_id;
+  gr.error_code = to_wire(f.error);
+  if (f.error == error_code::none) fill_topics(gr.topics, f);
+}
+
+void fill_fetch_single(const request_context& ctx,
+                       const std::optional<std::vector<coordinator::topic_partition>>& parts,
+                       fetched_group& f, offset_fetch_response& resp) {
+  if (f.error == error_code::none) {
     fill_topics(resp.topics, f);
-    for (auto& t : resp.topics) {
-      for (auto& p : t.partitions) p.error_code = to_wire(f.error);
-    }
-    co_return;
+    return;
   }
+  resp.error_code = to_wire(f.error);
+  if (ctx.version >= 2 || !parts) return;
+  // v1 has no top-level error: every requested partition carries it.
+  for (const auto& tp : *parts) f.offsets.emplace_back(tp, coordinator::committed_offset{});
   fill_topics(resp.topics, f);
+  for (auto& t : resp.topics) {
+    for (auto& p : t.partitions) p.error_code = to_wire(f.error);
+  }
 }
 
-asio::awaitable<void> list_groups(request_context& ctx, list_groups_request& req,
-                                  list_groups_response& resp) {
+struct list_filter {
   std::vector<std::string> states;
-  for (const auto& s : req.states_filter) states.push_back(lower(s));
-  bool classic_wanted = req.types_filter.empty();
-  for (const auto& t : req.types_filter) classic_wanted = classic_wanted || lower(t) == "classic";
-  broker& b = ctx.b;
-  for (unsigned s = 0; s < b.shards().count(); ++s) {
-    auto op = b.shards().invoke_on(s, [&b, s] { return b.groups(s).list(); });
-    auto listed = co_await std::move(op);
-    if (!classic_wanted) continue;
-    for (auto& g : listed) {
-      if (!states.empty() &&
-          std::find(states.begin(), states.end(), lower(g.state)) == states.end()) {
-        continue;
-      }
-      auto& out = resp.groups.emplace_back();
-      out.group_id = std::move(g.group_id);
-      out.protocol_type = std::move(g.protocol_type);
-      out.group_state = std::move(g.state);
-      out.group_type = "classic";
-    }
-  }
+  bool classic_wanted = true;
+};
+
+list_filter list_filter_of(const list_groups_request& req) {
+  list_filter f;
+  for (const auto& s : req.states_filter) f.states.push_back(lower(s));
+  f.classic_wanted = req.types_filter.empty();
+  for (const auto& t : req.types_filter) f.classic_wanted = f.classic_wanted || lower(t) == "classic";
+  return f;
 }
 
-asio::awaitable<void> describe_groups(request_context& ctx, describe_groups_request& req,
-                                      describe_groups_response& resp) {
-  for (const auto& group_id : req.groups) {
+void fill_listed(const list_filter& f, std::vector<coordinator::group_listing>& listed,
+                 list_groups_response& resp) {
+  if (!f.classic_wanted) return;
+  for (auto& g : listed) {
+    if (!f.states.empty() &&
+        std::find(f.states.begin(), f.states.end(), lower(g.state)) == f.states.end()) {
+      continue;
+    }
     auto& out = resp.groups.emplace_back();
-    out.group_id = group_id;
-    const group_route route = route_group(ctx, group_id);
-    coordinator::group_description d;
-    if (route.error != error_code::none) {
-      d.error = route.error;
-    } else {
-      d = co_await on_group(ctx, route, [&group_id](group_coordinator& c, int32_t p) {
-        coordinator::group_description r;
-        r.error = c.check_partition(p);
-        if (r.error == error_code::none) r = c.describe(p, group_id);
-        return r;
-      });
-    }
-    out.error_code = to_wire(d.error);
-    if (d.error != error_code::none) continue;
-    out.group_state = d.state;
-    out.protocol_type = d.protocol_type;
-    out.protocol_data = d.protocol_data;
-    for (auto& m : d.members) {
-      auto& om = out.members.emplace_back();
-      om.member_id = m.member_id;
-      om.group_instance_id = m.group_instance_id;
-      om.client_id = m.client_id;
-      om.client_host = m.client_host;
-      om.member_metadata = std::move(m.metadata);
-      om.member_assignment = std::move(m.assignment);
-    }
+    out.group_id = std::move(g.group_id);
+    out.protocol_type = std::move(g.protocol_type);
+    out.group_state = std::move(g.state);
+    out.group_type = "classic";
   }
 }
 
-asio::awaitable<void> delete_groups(request_context& ctx, delete_groups_request& req,
-                                    delete_groups_response& resp) {
-  for (const auto& group_id : req.groups_names) {
-    auto& out = resp.results.emplace_back();
-    out.group_id = group_id;
-    const group_route route = route_group(ctx, group_id);
-    error_code e = route.error;
-    if (e == error_code::none) {
-      e = co_await on_group(ctx, route, [&group_id](group_coordinator& c, int32_t p) {
-        return c.delete_group(p, group_id);
-      });
-    }
-    out.error_code = to_wire(e);
+coordinator::group_description describe_on_shard(group_coordinator& c, int32_t p,
+                                                 const std::string& group_id) {
+  coordinator::group_description d;
+  d.error = c.check_partition(p);
+  if (d.error == error_code::none) d = c.describe(p, group_id);
+  return d;
+}
+
+void fill_described(const std::string& group_id, error_code route_error,
+                    coordinator::group_description& d, describe_groups_response& resp) {
+  auto& out = resp.groups.emplace_back();
+  out.group_id = group_id;
+  if (route_error != error_code::none) d.error = route_error;
+  out.error_code = to_wire(d.error);
+  if (d.error != error_code::none) return;
+  out.group_state = d.state;
+  out.protocol_type = d.protocol_type;
+  out.protocol_data = d.protocol_data;
+  for (auto& m : d.members) {
+    auto& om = out.members.emplace_back();
+    om.member_id = m.member_id;
+    om.group_instance_id = m.group_instance_id;
+    om.client_id = m.client_id;
+    om.client_host = m.client_host;
+    om.member_metadata = std::move(m.metadata);
+    om.member_assignment = std::move(m.assignment);
   }
 }
 
-asio::awaitable<void> offset_delete(request_context& ctx, offset_delete_request& req,
-                                    offset_delete_response& resp) {
+std::vector<coordinator::topic_partition> existing_partitions(const request_context& ctx,
+                                                              const offset_delete_request& req) {
   auto md = ctx.b.metadata();
   std::vector<coordinator::topic_partition> partitions;
   for (const auto& t : req.topics) {
@@ -488,16 +472,14 @@ asio::awaitable<void> offset_delete(request_context& ctx, offset_delete_request&
       }
     }
   }
-  const group_route route = route_group(ctx, req.group_id);
-  std::vector<std::pair<coordinator::topic_partition, error_code>> results;
-  error_code e = route.error;
-  if (e == error_code::none) {
-    e = co_await on_group(ctx, route, [&req, &partitions, &results](group_coordinator& c, int32_t p) {
-      return c.delete_offsets(p, req.group_id, partitions, &results);
-    });
-  }
+  return partitions;
+}
+
+void fill_offset_delete(const offset_delete_request& req, error_code e,
+                        const std::vector<std::pair<coordinator::topic_partition, error_code>>& results,
+                        offset_delete_response& resp) {
   resp.error_code = to_wire(e);
-  if (e != error_code::none) co_return;
+  if (e != error_code::none) return;
   for (const auto& t : req.topics) {
     auto& tr = resp.topics.emplace_back();
     tr.name = t.name;
@@ -510,6 +492,184 @@ asio::awaitable<void> offset_delete(request_context& ctx, offset_delete_request&
       }
     }
   }
+}
+}  // namespace
+
+// --- handlers: only sequencing of awaits ---
+
+asio::awaitable<void> find_coordinator(request_context& ctx, find_coordinator_request& req,
+                                       find_coordinator_response& resp) {
+  const std::vector<std::string> keys = coordinator_keys(ctx, req);
+  for (const auto& key : keys) {
+    auto& c = resp.coordinators.emplace_back();
+    if (!start_coordinator_entry(req, key, c)) continue;
+    const error_code e = co_await ensure_offsets_topic(ctx);
+    finish_coordinator_entry(ctx, e, c);
+  }
+  finish_find_coordinator(ctx, resp);
+}
+
+asio::awaitable<void> join_group(request_context& ctx, join_group_request& req,
+                                 join_group_response& resp) {
+  const group_route route = route_group(ctx, req.group_id);
+  coordinator::join_result r;
+  r.member_id = req.member_id;
+  r.error = route.error;
+  if (route.error != error_code::none) {
+    fill_join(ctx, r, resp);
+    co_return;
+  }
+  coordinator::join_params params = join_params_of(ctx, req);
+  auto start = [&params](group_coordinator& c, int32_t p,
+                         std::function<void(coordinator::join_result)> done) {
+    c.join(p, std::move(params), std::move(done));
+  };
+  r = co_await wait_on_group<coordinator::join_result>(ctx, route, start);
+  fill_join(ctx, r, resp);
+}
+
+asio::awaitable<void> sync_group(request_context& ctx, sync_group_request& req,
+                                 sync_group_response& resp) {
+  const group_route route = route_group(ctx, req.group_id);
+  coordinator::sync_result r;
+  r.error = route.error;
+  if (route.error != error_code::none) {
+    fill_sync(ctx, r, resp);
+    co_return;
+  }
+  coordinator::sync_params params = sync_params_of(req);
+  auto start = [&params](group_coordinator& c, int32_t p,
+                         std::function<void(coordinator::sync_result)> done) {
+    c.sync(p, std::move(params), std::move(done));
+  };
+  r = co_await wait_on_group<coordinator::sync_result>(ctx, route, start);
+  fill_sync(ctx, r, resp);
+}
+
+asio::awaitable<void> heartbeat(request_context& ctx, heartbeat_request& req,
+                                heartbeat_response& resp) {
+  const group_route route = route_group(ctx, req.group_id);
+  resp.error_code = to_wire(route.error);
+  if (route.error != error_code::none) co_return;
+  const error_code e = co_await on_group(ctx, route, [&req](group_coordinator& c, int32_t p) {
+    return c.heartbeat(p, req.group_id, req.generation_id, req.member_id, req.group_instance_id);
+  });
+  resp.error_code = to_wire(e);
+}
+
+asio::awaitable<void> leave_group(request_context& ctx, leave_group_request& req,
+                                  leave_group_response& resp) {
+  const std::vector<coordinator::member_identity> members = leaving_members(ctx, req);
+  const group_route route = route_group(ctx, req.group_id);
+  coordinator::leave_result r;
+  r.error = route.error;
+  if (route.error != error_code::none) {
+    fill_leave(ctx, r, resp);
+    co_return;
+  }
+  r = co_await on_group(ctx, route, [&req, &members](group_coordinator& c, int32_t p) {
+    return c.leave(p, req.group_id, members);
+  });
+  fill_leave(ctx, r, resp);
+}
+
+asio::awaitable<void> offset_commit(request_context& ctx, offset_commit_request& req,
+                                    offset_commit_response& resp) {
+  const group_route route = route_group(ctx, req.group_id);
+  std::vector<coordinator::commit_entry> entries = commit_entries(ctx, req, route.error);
+  if (route.error != error_code::none) {
+    fill_commit(req, entries, resp);
+    co_return;
+  }
+  const coordinator::commit_params params = commit_params_of(req);
+  co_await on_group(ctx, route, [&params, &entries](group_coordinator& c, int32_t p) {
+    return c.commit_offsets(p, params, entries);
+  });
+  fill_commit(req, entries, resp);
+}
+
+namespace {
+// v8+: several groups per request.
+asio::awaitable<void> offset_fetch_groups(request_context& ctx, offset_fetch_request& req,
+                                          offset_fetch_response& resp) {
+  for (const auto& g : req.groups) {
+    const auto partitions = requested_partitions(g.topics);
+    const fetched_group f = co_await fetch_group_offsets(ctx, g.group_id, partitions);
+    fill_fetch_group(f, g.group_id, resp);
+  }
+}
+
+asio::awaitable<void> offset_fetch_single(request_context& ctx, offset_fetch_request& req,
+                                          offset_fetch_response& resp) {
+  const auto partitions = requested_partitions(req.topics);
+  fetched_group f = co_await fetch_group_offsets(ctx, req.group_id, partitions);
+  fill_fetch_single(ctx, partitions, f, resp);
+}
+}  // namespace
+
+asio::awaitable<void> offset_fetch(request_context& ctx, offset_fetch_request& req,
+                                   offset_fetch_response& resp) {
+  const bool multi_group = ctx.version >= 8;
+  auto op = multi_group ? offset_fetch_groups(ctx, req, resp) : offset_fetch_single(ctx, req, resp);
+  co_await std::move(op);
+}
+
+asio::awaitable<void> list_groups(request_context& ctx, list_groups_request& req,
+                                  list_groups_response& resp) {
+  const list_filter filter = list_filter_of(req);
+  broker& b = ctx.b;
+  for (unsigned s = 0; s < b.shards().count(); ++s) {
+    auto op = b.shards().invoke_on(s, [&b, s] { return b.groups(s).list(); });
+    std::vector<coordinator::group_listing> listed = co_await std::move(op);
+    fill_listed(filter, listed, resp);
+  }
+}
+
+asio::awaitable<void> describe_groups(request_context& ctx, describe_groups_request& req,
+                                      describe_groups_response& resp) {
+  for (const auto& group_id : req.groups) {
+    const group_route route = route_group(ctx, group_id);
+    coordinator::group_description d;
+    if (route.error != error_code::none) {
+      fill_described(group_id, route.error, d, resp);
+      continue;
+    }
+    d = co_await on_group(ctx, route, [&group_id](group_coordinator& c, int32_t p) {
+      return describe_on_shard(c, p, group_id);
+    });
+    fill_described(group_id, route.error, d, resp);
+  }
+}
+
+asio::awaitable<void> delete_groups(request_context& ctx, delete_groups_request& req,
+                                    delete_groups_response& resp) {
+  for (const auto& group_id : req.groups_names) {
+    const group_route route = route_group(ctx, group_id);
+    if (route.error != error_code::none) {
+      add_delete_result(group_id, route.error, resp);
+      continue;
+    }
+    const error_code e = co_await on_group(ctx, route, [&group_id](group_coordinator& c, int32_t p) {
+      return c.delete_group(p, group_id);
+    });
+    add_delete_result(group_id, e, resp);
+  }
+}
+
+asio::awaitable<void> offset_delete(request_context& ctx, offset_delete_request& req,
+                                    offset_delete_response& resp) {
+  const std::vector<coordinator::topic_partition> partitions = existing_partitions(ctx, req);
+  const group_route route = route_group(ctx, req.group_id);
+  std::vector<std::pair<coordinator::topic_partition, error_code>> results;
+  if (route.error != error_code::none) {
+    fill_offset_delete(req, route.error, results, resp);
+    co_return;
+  }
+  const error_code e = co_await on_group(
+      ctx, route, [&req, &partitions, &results](group_coordinator& c, int32_t p) {
+        return c.delete_offsets(p, req.group_id, partitions, &results);
+      });
+  fill_offset_delete(req, e, results, resp);
 }
 
 }  // namespace varve::server::handlers
