@@ -154,9 +154,10 @@ std::shared_ptr<topic_metadata> controller::read_topic(const std::string& name) 
     t->partitions.push_back(std::move(ps));
   }
   if (auto cfg = store_->get(config_path(name)); cfg && !cfg->data.empty()) {
-    for (const auto& [k, v] : json::parse(cfg->data).at("config").items()) {
-      t->configs[k] = v.get<std::string>();
-    }
+    // Keep the parsed document alive for the loop: a range-for over a member of a
+    // temporary would iterate a destroyed object (C++20 lifetime rules).
+    const json doc = json::parse(cfg->data);
+    for (const auto& [k, v] : doc.at("config").items()) t->configs[k] = v.get<std::string>();
   }
   return t;
 }
