@@ -4,6 +4,7 @@
 
 #include <cassert>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "common/log.h"
@@ -160,8 +161,19 @@ asio::awaitable<void> server::run_connection(asio::ip::tcp::socket socket, conne
                  std::to_string(options_.max_request_bytes) + "]";
         break;
       }
-      auto buffer = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(size));
-      co_await asio::async_read(socket, asio::buffer(*buffer), asio::use_awaitable);
+      // Grow the buffer as bytes arrive (doubling from 64 KiB) rather than allocating the
+      // declared size up front, so a peer that announces a large frame and sends nothing
+      // pins at most what it actually sent.
+      auto buffer = std::make_shared<std::vector<uint8_t>>();
+      size_t received = 0;
+      while (received < static_cast<size_t>(size)) {
+        const size_t target =
+            std::min<size_t>(static_cast<size_t>(size), std::max<size_t>(received * 2, 65536));
+        buffer->resize(target);
+        received += co_await asio::async_read(
+            socket, asio::buffer(buffer->data() + received, target - received),
+            asio::use_awaitable);
+      }
       handler_result result = co_await handler_(info, request_frame{std::move(buffer)});
       if (result.what == handler_result::action::close) {
         reason = "closed by the request handler (see the dispatch log line)";
