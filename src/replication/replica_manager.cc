@@ -226,11 +226,11 @@ void replica_manager::close_all() {
   timer_.cancel();
   for (auto& [tp, p] : partitions_) p->close();
   write_recovery_checkpoints();
+  VLOG_INFO(kLog) << "shard " << options_.shard << ": closed " << partitions_.size()
+                  << " partitions cleanly";
   // Requests still in flight on open connections now find no partition and get
   // NOT_LEADER_OR_FOLLOWER (retriable) instead of touching a closed log.
   partitions_.clear();
-  VLOG_INFO(kLog) << "shard " << options_.shard << ": closed " << partitions_.size()
-                  << " partitions cleanly";
 }
 
 }  // namespace varve::replication

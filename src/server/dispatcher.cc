@@ -36,7 +36,7 @@ template <typename Req, typename Resp,
 asio::awaitable<handler_result> run(request_context& ctx, protocol::reader& r) {
   Req req;
   if (!req.decode(r, ctx.version) || !r.ok()) {
-    VLOG_WARN(kLog) << "malformed " << Req::api_key << " v" << ctx.version << " request from "
+    VLOG_WARN(kLog) << "malformed " << ctx.api_name << " v" << ctx.version << " request from "
                     << ctx.conn.peer << "; closing the connection";
     co_return close_connection();
   }
@@ -157,7 +157,7 @@ asio::awaitable<handler_result> dispatch(broker& b, const net::connection_info& 
                     << "; closing the connection";
     co_return close_connection();
   }
-  request_context ctx{b, conn, header, version, std::move(frame)};
+  request_context ctx{b, conn, header, version, std::move(frame), api->name};
   try {
     co_return co_await api->run(ctx, r);
   } catch (const std::exception& e) {

@@ -26,6 +26,7 @@ struct request_context {
   const protocol::request_header& header;
   int16_t version;
   net::request_frame frame;
+  std::string_view api_name;
   bool send_response = true;  // handlers clear it for produce acks=0
   // With no response to carry an error (acks=0), Kafka closes the connection so the
   // producer notices the failure and refreshes its metadata.
