@@ -254,8 +254,18 @@ func runAdmin(f *failures) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if n, err := partitionCount(ctx, adm, adminTopic); err == nil && n >= 0 {
-		f.addf("Metadata after DeleteTopics: %s still has %d partitions", adminTopic, n)
+	// franz-go answers per-topic metadata from a short-lived client-side cache, so poll
+	// (bounded) until a fresh Metadata response stops describing the topic.
+	for {
+		n, err := partitionCount(ctx, adm, adminTopic)
+		if err != nil || n < 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			f.addf("Metadata after DeleteTopics: %s still has %d partitions", adminTopic, n)
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	// Deleting it again reports UNKNOWN_TOPIC_OR_PARTITION.
 	if dt, err := adm.DeleteTopics(ctx, adminTopic); err == nil {
