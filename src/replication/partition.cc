@@ -4,6 +4,7 @@
 
 #include "common/log.h"
 #include "protocol/record_batch.h"
+#include "storage/log_cleaner.h"
 
 namespace varve::replication {
 namespace {
@@ -104,6 +105,31 @@ produce_outcome partition::append(std::span<uint8_t> records, int16_t acks, int6
     out.error = error_code::invalid_txn_state;
     out.error_message = "transactional writes need the transaction coordinator";
     return out;
+  }
+  if (config_.log.compact) {
+    // Kafka refuses records without a key on compacted topics. Only decoded here (compacted
+    // topics); a batch that fails validation is answered by the log's append below.
+    protocol::record_batch_header checked;
+    if (protocol::validate_batch(records, &checked) == protocol::batch_error::none) {
+      std::vector<protocol::record> decoded;
+      bool keyless = false;
+      const size_t bound = storage::cleaner_options{}.max_decompressed_batch_bytes;
+      if (!protocol::decode_records(records, &decoded, bound)) {
+        out.error = error_code::invalid_record;
+        out.batch_index = 0;
+        out.error_message = "cannot decode the records of a batch for a compacted topic";
+        return out;
+      }
+      for (const auto& r : decoded) keyless = keyless || !r.key;
+      if (keyless) {
+        out.error = error_code::invalid_record;
+        out.batch_index = 0;
+        out.error_message =
+            "Compacted topic cannot accept message without key in topic partition " + tp_.str() +
+            ".";
+        return out;
+      }
+    }
   }
   if (header->producer_id >= 0) {
     storage::producer_batch_metadata original;
@@ -222,6 +248,10 @@ void partition::housekeeping(int64_t now_ms, bool retention_due) {
       VLOG_INFO(kLog) << tp_.str() << ": retention deleted " << deleted
                       << " segment(s); log start offset now " << log_->log_start_offset();
     }
+  }
+  if (config_.log.compact) {
+    // At most one cleaning pass per tick (storage/log_cleaner.h); it logs what it cleaned.
+    storage::maybe_clean(*log_, now_ms, high_watermark_);
   }
   // Kafka snapshots producer state when a segment rolls, bounding the replay on restart.
   if (log_->segment_count() != segments_at_last_snapshot_) {

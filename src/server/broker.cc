@@ -48,6 +48,10 @@ replication::partition_config broker::partition_config_for(const cluster::topic_
   l.compact = s.compact;
   l.delete_retention = s.delete_retention;
   l.preallocate = s.preallocate;
+  l.delete_retention_ms = s.delete_retention_ms;
+  l.min_compaction_lag_ms = s.min_compaction_lag_ms;
+  l.max_compaction_lag_ms = s.max_compaction_lag_ms;
+  l.min_cleanable_dirty_ratio = s.min_cleanable_dirty_ratio;
   out.min_insync_replicas = s.min_insync_replicas;
   return out;
 }

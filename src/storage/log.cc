@@ -14,6 +14,7 @@
 #include "storage/file_util.h"
 #include "storage/format.h"
 #include "storage/leader_epoch_cache.h"
+#include "storage/log_cleaner.h"
 #include "storage/segment.h"
 
 namespace varve::storage {
@@ -249,6 +250,8 @@ bool log::impl::open(int64_t recovery_point, std::string* error) {
     return false;
   }
   const int64_t now = wall_clock_ms();
+  // A cleaner pass interrupted by a crash: finish committed swaps, drop uncommitted output.
+  if (!complete_interrupted_swaps(dir_, error)) return false;
   std::set<int64_t> bases;
   std::set<std::string> index_files;
   for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
@@ -723,6 +726,62 @@ void log::truncate_fully_and_start_at(int64_t offset) {
   m.persist_log_start();
   m.recovery_point_ = offset;
   m.epochs_.clear();
+}
+
+std::vector<const segment*> log::segments() const {
+  std::vector<const segment*> out;
+  out.reserve(impl_->segments_.size());
+  for (const auto& [base, s] : impl_->segments_) out.push_back(s.get());
+  return out;
+}
+
+bool log::replace_segments(int64_t first_base, int64_t end_offset,
+                           const std::filesystem::path& cleaned, std::string* error) {
+  auto& m = *impl_;
+  auto fail = [&](const std::string& why) {
+    if (error) *error = m.dir_.string() + ": " + why;
+    return false;
+  };
+  if (m.closed_) return fail("log is closed");
+  auto first = m.segments_.find(first_base);
+  if (first == m.segments_.end() || end_offset <= first_base ||
+      end_offset > m.active().base_offset()) {
+    return fail("no inactive segments at [" + std::to_string(first_base) + ", " +
+                std::to_string(end_offset) + ")");
+  }
+  std::vector<int64_t> bases;
+  for (auto it = first; it != m.segments_.end() && it->first < end_offset; ++it) {
+    bases.push_back(it->first);
+  }
+  const bool at_front = first == m.segments_.begin();
+  std::error_code ec;
+  const bool empty = std::filesystem::file_size(cleaned, ec) == 0;
+  if (ec) return fail("stat " + cleaned.string() + ": " + ec.message());
+  const auto swap = m.dir_ / swap_file_name(first_base, end_offset);
+  std::filesystem::rename(cleaned, swap, ec);
+  if (ec) return fail("rename " + cleaned.string() + ": " + ec.message());
+  if (!fsync_dir(m.dir_, error)) return false;
+  // Committed: from here on a crash is finished by open() (complete_interrupted_swaps).
+  for (int64_t base : bases) {
+    auto it = m.segments_.find(base);
+    it->second->remove_files();
+    m.segments_.erase(it);
+  }
+  if (empty) {
+    std::filesystem::remove(swap, ec);
+    if (!fsync_dir(m.dir_, error)) return false;
+    if (at_front) m.after_front_deletion();
+    return true;
+  }
+  std::filesystem::rename(swap, m.dir_ / segment_file_name(first_base, kLogSuffix), ec);
+  if (ec) return fail("rename " + swap.string() + ": " + ec.message());
+  auto s = segment::open(m.dir_, first_base, options_of(m.config_), wall_clock_ms(), error);
+  if (!s || !s->load(error) || !s->on_inactive(error) || !s->flush(error) ||
+      !fsync_dir(m.dir_, error)) {
+    return false;
+  }
+  m.segments_.emplace(first_base, std::move(s));
+  return true;
 }
 
 void log::update_config(const log_config& config) {

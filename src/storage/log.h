@@ -30,6 +30,8 @@
 
 namespace varve::storage {
 
+class segment;
+
 struct log_config {
   int64_t segment_bytes = 1073741824;          // segment.bytes
   int64_t segment_ms = 604800000;              // segment.ms
@@ -48,6 +50,11 @@ struct log_config {
   bool compact = false;                        // cleanup.policy contains compact
   bool delete_retention = true;                // cleanup.policy contains delete
   bool preallocate = false;
+  // Compaction (storage/log_cleaner.h), used when `compact`:
+  int64_t delete_retention_ms = 86400000;      // delete.retention.ms (tombstones)
+  int64_t min_compaction_lag_ms = 0;           // min.compaction.lag.ms
+  int64_t max_compaction_lag_ms = INT64_MAX;   // max.compaction.lag.ms
+  double min_cleanable_dirty_ratio = 0.5;      // min.cleanable.dirty.ratio
 };
 
 enum class append_error : uint8_t {
@@ -149,6 +156,20 @@ class log {
   void truncate_to(int64_t offset);
   // Removes everything and restarts the log at `offset`.
   void truncate_fully_and_start_at(int64_t offset);
+
+  // --- For the log cleaner (storage/log_cleaner.h) ---
+  // The segments in offset order, the active one last. Valid until the next call that
+  // changes the segment list.
+  std::vector<const segment*> segments() const;
+  // Replaces the inactive segments whose base offsets lie in [first_base, end_offset) (where
+  // end_offset is the base of the segment after them) with `cleaned`, a fsynced file in dir()
+  // holding their surviving batches (possibly none). Crash-safe: renaming `cleaned` to
+  // `<first_base>.<end_offset>.swap` is the commit point; open() finishes an interrupted swap
+  // (complete_interrupted_swaps). Readers holding regions of the old files keep reading them.
+  // If the replaced segments were the first ones and `cleaned` is empty, the log start
+  // offset moves to the next segment. Returns false (log unchanged if before the commit point).
+  bool replace_segments(int64_t first_base, int64_t end_offset,
+                        const std::filesystem::path& cleaned, std::string* error);
 
   void update_config(const log_config& config);
   const log_config& config() const;
