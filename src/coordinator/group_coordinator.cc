@@ -23,8 +23,9 @@ bool same_protocols(const std::vector<protocol_entry>& a, const std::vector<prot
   return true;
 }
 
-// Topics of a ConsumerProtocolSubscription (version int16, topics [string], ...).
-std::vector<std::string> subscribed_topics(const bytes& metadata) {
+// Topics of a ConsumerProtocolSubscription (version int16, topics [string], ...); nullopt
+// if the metadata is not one.
+std::optional<std::vector<std::string>> subscribed_topics(const bytes& metadata) {
   std::vector<std::string> out;
   size_t pos = 0;
   auto need = [&](size_t n) { return pos + n <= metadata.size(); };
@@ -33,13 +34,13 @@ std::vector<std::string> subscribed_topics(const bytes& metadata) {
     for (int i = 0; i < n; ++i) v = (v << 8) | metadata[pos++];
     return v;
   };
-  if (!need(6)) return out;
+  if (!need(6)) return std::nullopt;
   be(2);
   const auto count = static_cast<int32_t>(be(4));
   for (int32_t i = 0; i < count; ++i) {
-    if (!need(2)) break;
+    if (!need(2)) return std::nullopt;
     const auto len = static_cast<int16_t>(be(2));
-    if (len < 0 || !need(static_cast<size_t>(len))) break;
+    if (len < 0 || !need(static_cast<size_t>(len))) return std::nullopt;
     out.emplace_back(reinterpret_cast<const char*>(metadata.data() + pos), len);
     pos += len;
   }
@@ -136,6 +137,8 @@ struct group_coordinator::group {
   bool initial_delay = false;
   int64_t initial_delay_limit = 0;
   std::map<topic_partition, committed_offset> offsets;
+  int64_t state_timestamp = -1;  // wall clock ms of the last state change (-1 = unknown)
+  bool has_metadata_record = false;  // a group metadata record for it is in the log
 
   // A static member whose instance id now maps to another member id is fenced.
   bool fenced(const std::optional<std::string>& instance, const std::string& member_id) const {
@@ -267,49 +270,25 @@ error_code group_coordinator::check_partition(int32_t p) {
   if (!partitions_(p)) return error_code::not_coordinator;
   if (!loaded_.count(p)) {
     std::string why;
-    if (!load_partition(p, &why)) {
-      VLOG_ERROR(kLog) << "cannot load __consumer_offsets-" << p << ": " << why;
-      return error_code::coordinator_not_available;
-    }
+    // On failure load_partition logged it and scheduled a retry.
+    if (!load_partition(p, &why)) return error_code::coordinator_load_in_progress;
   }
   return error_code::none;
 }
 
-bool group_coordinator::load_partition(int32_t p, std::string* error) {
-  replication::partition* part = partitions_(p);
-  if (!part) {
-    *error = "partition not hosted on this shard";
-    return false;
-  }
-  size_t records = 0;
-  auto apply = [&](const protocol::record& r) {
-    if (!r.key) return;
-    offset_key k;
-    auto kind = decode_key(*r.key, &k);
-    if (!kind || *kind != key_kind::offset_commit) return;  // group metadata: not used yet
-    ++records;
-    if (!r.value) {
-      if (auto* g = find_group(k.group)) g->offsets.erase({k.topic, k.partition});
-      return;
-    }
-    auto v = decode_offset_value(*r.value);
-    if (!v) {
-      VLOG_WARN(kLog) << "skipping malformed offset commit value at offset " << r.offset
-                      << " of __consumer_offsets-" << p;
-      return;
-    }
-    group& g = get_or_create(p, k.group);
-    g.offsets[{k.topic, k.partition}] =
-        committed_offset{v->offset, v->leader_epoch, v->metadata, v->commit_timestamp};
-  };
-
-  int64_t offset = part->log_start_offset();
-  const int64_t end = part->high_watermark();
+namespace {
+// Reads every record of `part` from its log start to its high watermark, in order, calling
+// apply(record). False with *error if a batch cannot be read or decoded.
+template <typename Apply>
+bool read_records(replication::partition& part, Apply&& apply, int64_t* next_offset,
+                  std::string* error) {
+  int64_t offset = part.log_start_offset();
+  const int64_t end = part.high_watermark();
   std::vector<uint8_t> buf;
   std::vector<protocol::record> decoded;
   while (offset < end) {
     storage::read_info info;
-    if (!part->log().read(offset, kLoadReadBytes, end, true, &info)) {
+    if (!part.log().read(offset, kLoadReadBytes, end, true, &info)) {
       *error = "cannot read offset " + std::to_string(offset);
       return false;
     }
@@ -340,20 +319,185 @@ bool group_coordinator::load_partition(int32_t p, std::string* error) {
     }
     if (offset == before) break;  // no progress: nothing more to read
   }
-  // Groups whose offsets were all deleted and that have no members are gone.
+  *next_offset = offset;
+  return true;
+}
+}  // namespace
+
+void group_coordinator::forget_partition(int32_t p) {
   for (auto it = groups_.begin(); it != groups_.end();) {
-    const group& g = *it->second;
-    if (g.partition == p && g.members.empty() && g.offsets.empty() &&
-        g.state == group_state::empty) {
+    if (it->second->partition == p) {
       it = groups_.erase(it);
     } else {
       ++it;
     }
   }
+}
+
+void group_coordinator::retry_loads() {
+  const int64_t now = now_ms_();
+  std::vector<int32_t> due;
+  for (const auto& [p, retry] : load_retry_) {
+    if (retry.first <= now) due.push_back(p);
+  }
+  for (int32_t p : due) {
+    std::string why;
+    load_partition(p, &why);  // logs and reschedules on failure
+  }
+}
+
+bool group_coordinator::load_partition(int32_t p, std::string* error) {
+  replication::partition* part = partitions_(p);
+  forget_partition(p);
+  if (!part) {
+    *error = "partition not hosted on this shard";
+    loading_.erase(p);
+    loaded_.erase(p);
+    load_retry_.erase(p);
+    return false;
+  }
+  size_t offset_records = 0;
+  size_t group_records = 0;
+  auto apply_group = [&](const offset_key& k, const protocol::record& r) {
+    ++group_records;
+    if (!r.value) {
+      if (group* g = find_group(k.group)) {
+        // The group was deleted; offsets committed after this record may recreate it.
+        g->members.clear();
+        g->static_members.clear();
+        g->generation = 0;
+        g->protocol_type.clear();
+        g->protocol_name.reset();
+        g->leader.clear();
+        g->state = group_state::empty;
+        g->state_timestamp = -1;
+        g->has_metadata_record = false;
+      }
+      return;
+    }
+    auto v = decode_group_metadata_value(*r.value);
+    if (!v) {
+      VLOG_WARN(kLog) << "skipping malformed group metadata value at offset " << r.offset
+                      << " of __consumer_offsets-" << p;
+      return;
+    }
+    group& g = get_or_create(p, k.group);
+    g.protocol_type = v->protocol_type;
+    g.generation = v->generation;
+    g.protocol_name = v->protocol;
+    g.leader = v->leader.value_or("");
+    g.state = v->members.empty() ? group_state::empty : group_state::stable;
+    g.state_timestamp = v->current_state_timestamp;
+    g.has_metadata_record = true;
+    g.members.clear();
+    g.static_members.clear();
+    for (auto& rec : v->members) {
+      member m;
+      m.id = rec.member_id;
+      m.instance_id = rec.group_instance_id;
+      m.client_id = rec.client_id;
+      m.client_host = rec.client_host;
+      m.session_timeout_ms = rec.session_timeout_ms;
+      // Records older than value version 1 have no rebalance timeout: Kafka used the
+      // session timeout for both.
+      m.rebalance_timeout_ms =
+          rec.rebalance_timeout_ms >= 0 ? rec.rebalance_timeout_ms : rec.session_timeout_ms;
+      m.protocols.push_back({g.protocol_name.value_or(""), std::move(rec.subscription)});
+      m.assignment = std::move(rec.assignment);
+      if (m.instance_id) g.static_members[*m.instance_id] = m.id;
+      g.members.emplace(m.id, std::move(m));
+    }
+  };
+  auto apply = [&](const protocol::record& r) {
+    if (!r.key) return;
+    offset_key k;
+    auto kind = decode_key(*r.key, &k);
+    if (!kind || *kind == key_kind::unknown) return;
+    if (*kind == key_kind::group_metadata) return apply_group(k, r);
+    ++offset_records;
+    if (!r.value) {
+      if (auto* g = find_group(k.group)) g->offsets.erase({k.topic, k.partition});
+      return;
+    }
+    auto v = decode_offset_value(*r.value);
+    if (!v) {
+      VLOG_WARN(kLog) << "skipping malformed offset commit value at offset " << r.offset
+                      << " of __consumer_offsets-" << p;
+      return;
+    }
+    group& g = get_or_create(p, k.group);
+    g.offsets[{k.topic, k.partition}] = committed_offset{
+        v->offset, v->leader_epoch, v->metadata, v->commit_timestamp, v->expire_timestamp};
+  };
+
+  int64_t next_offset = 0;
+  if (!read_records(*part, apply, &next_offset, error)) {
+    forget_partition(p);  // no half-loaded groups
+    loading_.insert(p);
+    loaded_.erase(p);
+    auto [it, fresh] = load_retry_.try_emplace(p, 0, options_.load_retry_backoff_ms);
+    const int64_t backoff = it->second.second;
+    it->second.first = now_ms_() + backoff;
+    it->second.second = std::min(backoff * 2, options_.load_retry_backoff_max_ms);
+    VLOG_ERROR(kLog) << "cannot load __consumer_offsets-" << p << ": " << *error
+                     << "; retrying in " << backoff << " ms";
+    return false;
+  }
+  // Groups without members, offsets or a stored membership are gone. Restored members
+  // get a full session from now: those that do not come back expire normally.
+  const int64_t now = now_ms_();
+  size_t members = 0;
+  for (auto it = groups_.begin(); it != groups_.end();) {
+    group& g = *it->second;
+    if (g.partition != p) {
+      ++it;
+      continue;
+    }
+    if (g.members.empty() && g.offsets.empty() && !g.has_metadata_record) {
+      it = groups_.erase(it);
+      continue;
+    }
+    for (auto& [id, m] : g.members) m.heartbeat_deadline = now + m.session_timeout_ms;
+    members += g.members.size();
+    ++it;
+  }
   loading_.erase(p);
+  load_retry_.erase(p);
   loaded_.insert(p);
-  VLOG_INFO(kLog) << "loaded __consumer_offsets-" << p << ": " << records
-                  << " offset record(s) up to offset " << offset;
+  VLOG_INFO(kLog) << "loaded __consumer_offsets-" << p << ": " << offset_records
+                  << " offset record(s), " << group_records << " group record(s), "
+                  << members << " member(s) restored, up to offset " << next_offset;
+  return true;
+}
+
+void group_coordinator::set_state(group& g, group_state s) {
+  g.state = s;
+  g.state_timestamp = wall_ms_();
+}
+
+bool group_coordinator::store_group(group& g, error_code* error) {
+  group_metadata_value v;
+  v.protocol_type = g.protocol_type;
+  v.generation = g.generation;
+  v.protocol = g.protocol_name;
+  if (!g.leader.empty()) v.leader = g.leader;
+  v.current_state_timestamp = g.state_timestamp;
+  for (const auto& [id, m] : g.members) {
+    group_member_record rec;
+    rec.member_id = id;
+    rec.group_instance_id = m.instance_id;
+    rec.client_id = m.client_id;
+    rec.client_host = m.client_host;
+    rec.rebalance_timeout_ms = m.rebalance_timeout_ms;
+    rec.session_timeout_ms = m.session_timeout_ms;
+    if (const bytes* md = m.metadata_for(g.protocol_name)) rec.subscription = *md;
+    rec.assignment = m.assignment;
+    v.members.push_back(std::move(rec));
+  }
+  std::vector<std::pair<bytes, std::optional<bytes>>> kvs;
+  kvs.emplace_back(encode_group_metadata_key(g.id), encode_group_metadata_value(v));
+  if (!append_records(g.partition, kvs, error)) return false;
+  g.has_metadata_record = true;
   return true;
 }
 
@@ -434,6 +578,14 @@ void group_coordinator::join(int32_t p, join_params params,
         sit->second = new_id;
         member& placed = g->members.emplace(new_id, std::move(m)).first->second;
         if (g->state == group_state::stable && same_protocols(placed.protocols, params.protocols)) {
+          // The stored membership names the old member id; record the new one. (If this
+          // append fails the old id comes back after a reload; the member then gets
+          // UNKNOWN_MEMBER_ID and rejoins with its instance id.)
+          error_code err = error_code::none;
+          if (!store_group(*g, &err)) {
+            VLOG_WARN(kLog) << "group " << g->id << ": cannot store replaced static member: "
+                            << protocol::error_name(err);
+          }
           const bool leader = g->leader == new_id;
           join_result r = current_join_result(*g, placed, leader);
           r.skip_assignment = leader;
@@ -565,7 +717,7 @@ void group_coordinator::prepare_rebalance(group& g) {
     g.initial_delay = false;
     g.rebalance_deadline = now + timeout;
   }
-  g.state = group_state::preparing_rebalance;
+  set_state(g, group_state::preparing_rebalance);
   VLOG_INFO(kLog) << "group " << g.id << " is rebalancing (generation " << g.generation
                   << ", " << g.members.size() << " member(s))";
 }
@@ -592,14 +744,19 @@ void group_coordinator::complete_join(group& g) {
   g.initial_delay = false;
   ++g.generation;
   if (g.members.empty()) {
-    g.state = group_state::empty;
+    set_state(g, group_state::empty);
     g.protocol_name.reset();
     g.leader.clear();
+    error_code err = error_code::none;
+    if (!store_group(g, &err)) {
+      VLOG_WARN(kLog) << "group " << g.id << ": cannot store its Empty state: "
+                      << protocol::error_name(err);
+    }
     return;
   }
   if (!g.members.count(g.leader)) g.leader = g.members.begin()->first;
   g.protocol_name = g.select_protocol();
-  g.state = group_state::completing_rebalance;
+  set_state(g, group_state::completing_rebalance);
   VLOG_INFO(kLog) << "group " << g.id << " generation " << g.generation << " with "
                   << g.members.size() << " member(s), protocol "
                   << g.protocol_name.value_or("?") << ", leader " << g.leader;
@@ -649,7 +806,17 @@ void group_coordinator::sync(int32_t p, sync_params params,
           it->second.assignment = std::move(assignment);
         }
       }
-      g->state = group_state::stable;
+      set_state(*g, group_state::stable);
+      error_code err = error_code::none;
+      if (!store_group(*g, &err)) {
+        // Kafka's answer too: every member learns the error and the group rebalances.
+        VLOG_WARN(kLog) << "group " << g->id << ": cannot store generation " << g->generation
+                        << ": " << protocol::error_name(err) << "; rebalancing";
+        for (auto& [id, other] : g->members) other.assignment.clear();
+        fail_pending_syncs(*g, err);
+        prepare_rebalance(*g);
+        return;
+      }
       for (auto& [id, other] : g->members) {
         if (!other.awaiting_sync) continue;
         sync_result r;
@@ -798,6 +965,81 @@ void group_coordinator::tick() {
     }
     if (pending_expired || g.state == group_state::preparing_rebalance) maybe_complete_join(g);
   }
+  if (!load_retry_.empty()) retry_loads();
+  if (next_retention_check_ < 0 || now >= next_retention_check_) {
+    next_retention_check_ = now + options_.offsets_retention_check_interval_ms;
+    expire_offsets();
+  }
+}
+
+size_t group_coordinator::expire_offsets() {
+  const int64_t now = wall_ms_();
+  const int64_t retention = options_.offsets_retention_ms;
+  size_t expired_total = 0;
+  std::vector<std::string> dead;
+  for (auto& [gid, gp] : groups_) {
+    group& g = *gp;
+    if (loading_.count(g.partition) || !g.pending_members.empty()) continue;
+    const bool empty = g.state == group_state::empty;
+    // When a Stable consumer group's subscriptions are all known, offsets of topics none
+    // of its members subscribes to can expire.
+    std::optional<std::set<std::string>> subscribed;
+    if (g.state == group_state::stable && g.protocol_type == "consumer") {
+      subscribed.emplace();
+      for (const auto& [id, m] : g.members) {
+        const bytes* md = m.metadata_for(g.protocol_name);
+        auto topics = md ? subscribed_topics(*md) : std::nullopt;
+        if (!topics) {
+          subscribed.reset();
+          break;
+        }
+        subscribed->insert(topics->begin(), topics->end());
+      }
+    }
+    std::vector<topic_partition> expired;
+    for (const auto& [tp, v] : g.offsets) {
+      int64_t base = -1;
+      if (g.protocol_type.empty()) {
+        base = v.commit_timestamp;  // "simple" group: Kafka is only its offset store
+      } else if (empty) {
+        base = g.state_timestamp >= 0 ? g.state_timestamp : v.commit_timestamp;
+      } else if (subscribed && !subscribed->count(tp.topic)) {
+        base = v.commit_timestamp;
+      } else {
+        continue;
+      }
+      const bool due = v.expire_timestamp >= 0 ? now >= v.expire_timestamp
+                                               : now - base >= retention;
+      if (due) expired.push_back(tp);
+    }
+    const bool becomes_dead = empty && g.members.empty() && expired.size() == g.offsets.size();
+    if (expired.empty() && !becomes_dead) continue;
+    std::vector<std::pair<bytes, std::optional<bytes>>> kvs;
+    for (const auto& tp : expired) {
+      kvs.emplace_back(encode_offset_key({gid, tp.topic, tp.partition}), std::nullopt);
+    }
+    if (becomes_dead) kvs.emplace_back(encode_group_metadata_key(gid), std::nullopt);
+    error_code err = error_code::none;
+    if (!append_records(g.partition, kvs, &err)) {
+      VLOG_WARN(kLog) << "group " << gid << ": cannot write expiry tombstones ("
+                      << protocol::error_name(err) << "); will retry at the next check";
+      continue;
+    }
+    for (const auto& tp : expired) g.offsets.erase(tp);
+    expired_total += expired.size();
+    if (!expired.empty()) {
+      VLOG_INFO(kLog) << "group " << gid << ": " << expired.size() << " offset(s) expired";
+    }
+    if (becomes_dead) {
+      set_state(g, group_state::dead);
+      dead.push_back(gid);
+    }
+  }
+  for (const auto& gid : dead) {
+    VLOG_INFO(kLog) << "group " << gid << " is Dead (no members, no offsets) and removed";
+    groups_.erase(gid);
+  }
+  return expired_total;
 }
 
 // ---------------------------------------------------------------- offsets
@@ -937,11 +1179,12 @@ group_description group_coordinator::describe(int32_t p, const std::string& grou
   return d;
 }
 
-std::vector<group_listing> group_coordinator::list() const {
-  std::vector<group_listing> out;
+group_list group_coordinator::list() const {
+  group_list out;
+  if (!loading_.empty()) out.error = error_code::coordinator_load_in_progress;
   for (const auto& [id, g] : groups_) {
     if (g->state == group_state::dead || loading_.count(g->partition)) continue;
-    out.push_back({id, g->protocol_type, state_name(g->state)});
+    out.groups.push_back({id, g->protocol_type, state_name(g->state)});
   }
   return out;
 }
@@ -956,11 +1199,10 @@ error_code group_coordinator::delete_group(int32_t p, const std::string& group_i
   for (const auto& [tp, v] : g->offsets) {
     kvs.emplace_back(encode_offset_key({group_id, tp.topic, tp.partition}), std::nullopt);
   }
-  if (!kvs.empty()) {
-    error_code err = error_code::none;
-    if (!append_records(p, kvs, &err)) return err;
-  }
-  g->state = group_state::dead;
+  kvs.emplace_back(encode_group_metadata_key(group_id), std::nullopt);
+  error_code err = error_code::none;
+  if (!append_records(p, kvs, &err)) return err;
+  set_state(*g, group_state::dead);
   groups_.erase(group_id);
   VLOG_INFO(kLog) << "group " << group_id << " deleted";
   return error_code::none;
@@ -978,7 +1220,8 @@ error_code group_coordinator::delete_offsets(
     for (const auto& [id, m] : g->members) {
       for (const auto& pe : m.protocols) {
         if (g->protocol_name && pe.name != *g->protocol_name) continue;
-        for (auto& t : subscribed_topics(pe.metadata)) subscribed.insert(std::move(t));
+        auto topics = subscribed_topics(pe.metadata);
+        if (topics) subscribed.insert(topics->begin(), topics->end());
       }
     }
   }

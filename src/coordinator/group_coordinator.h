@@ -9,11 +9,23 @@
 // SyncGroup requests wait until the leader's SyncGroup brings the assignments.
 //
 // Committed offsets are appended to the group's __consumer_offsets partition (acks=-1)
-// before the commit is acknowledged, and rebuilt from that partition by load_partition().
+// before the commit is acknowledged. Group metadata (generation, protocol, leader, members
+// with their subscriptions and assignments) is appended when a group becomes Stable (the
+// leader's SyncGroup is answered only after the append) and when it becomes Empty; deleted
+// and expired groups get tombstones. load_partition() rebuilds both from the partition:
+// a Stable group comes back Stable at the same generation, its members' session timers
+// restarted, so members that return keep heartbeating and the others expire normally.
+//
+// Offset retention (KIP-211): offsets of an Empty group expire offsets_retention_ms after
+// the group became Empty; offsets of a group that never had members ("simple" commits)
+// expire that long after their commit; offsets of a Stable consumer group for topics no
+// member subscribes to expire that long after their commit. Expired offsets get
+// tombstones; an Empty group left without offsets becomes Dead and is removed.
 //
 // Time: `now_ms` is a monotonic clock used for session/rebalance deadlines (tests pass a
-// fake one); tick() expires members and completes timed-out rebalances — start() calls it
-// from a timer on the owning loop. Waiting requests are answered through callbacks, which
+// fake one); `wall_ms` is the wall clock written into records and used for retention.
+// tick() expires members, completes timed-out rebalances, retries failed loads and runs the
+// retention check when due — start() calls it from a timer on the owning loop. Waiting requests are answered through callbacks, which
 // are called synchronously from within these methods or tick(); callers must not re-enter
 // the coordinator from a callback (the server posts them to a coroutine).
 //
@@ -43,6 +55,11 @@ struct coordinator_options {
   int32_t max_group_size = INT32_MAX;          // group.max.size
   int32_t offset_metadata_max_bytes = 4096;    // offset.metadata.max.bytes
   int64_t tick_interval_ms = 100;              // how often start()'s timer calls tick()
+  int64_t offsets_retention_ms = 7LL * 24 * 60 * 60 * 1000;  // offsets.retention.minutes
+  int64_t offsets_retention_check_interval_ms = 600000;  // offsets.retention.check.interval.ms
+  // A failed partition load is retried after this delay, doubling up to the maximum.
+  int64_t load_retry_backoff_ms = 200;
+  int64_t load_retry_backoff_max_ms = 30000;
 };
 
 enum class group_state { empty, preparing_rebalance, completing_rebalance, stable, dead };
@@ -116,6 +133,7 @@ struct committed_offset {
   int32_t leader_epoch = -1;
   std::string metadata;
   int64_t commit_timestamp = -1;
+  int64_t expire_timestamp = -1;  // explicit expiry (only from old value version 1 records)
 };
 
 using topic_partition = replication::topic_partition;
@@ -157,6 +175,13 @@ struct group_listing {
   std::string state;
 };
 
+struct group_list {
+  // COORDINATOR_LOAD_IN_PROGRESS while any partition of this shard is still loading (the
+  // groups of loaded partitions are listed anyway, as Kafka does).
+  error_code error = error_code::none;
+  std::vector<group_listing> groups;
+};
+
 class group_coordinator {
  public:
   // The shard's replica of __consumer_offsets partition `p`, or null if not hosted here.
@@ -175,9 +200,11 @@ class group_coordinator {
   // Marks `p` as loading: requests for its groups get COORDINATOR_LOAD_IN_PROGRESS until
   // load_partition(p) runs.
   void begin_loading(int32_t p);
-  // Reads partition p's log from its start to the high watermark and rebuilds the
-  // committed offsets of its groups (later records win; tombstones delete). False with
-  // *error if the partition is not hosted or a batch cannot be read.
+  // Reads partition p's log from its start to the high watermark and rebuilds its groups:
+  // committed offsets and group metadata (later records win; tombstones delete). False
+  // with *error if the partition is not hosted or a batch cannot be read; then p stays
+  // loading and tick() retries it after a backoff (load_retry_backoff_ms, doubling up to
+  // load_retry_backoff_max_ms).
   bool load_partition(int32_t p, std::string* error);
   // NONE if groups of partition p can be served; COORDINATOR_LOAD_IN_PROGRESS while loading;
   // NOT_COORDINATOR if p is not hosted here. A hosted partition never seen before (created
@@ -208,17 +235,22 @@ class group_coordinator {
 
   // --- administration ---
   group_description describe(int32_t p, const std::string& group_id) const;
-  std::vector<group_listing> list() const;
+  group_list list() const;
   // DeleteGroups for one group: NONE, GROUP_ID_NOT_FOUND or NON_EMPTY_GROUP; writes
-  // tombstones for its offsets.
+  // tombstones for its offsets and its group metadata.
   error_code delete_group(int32_t p, const std::string& group_id);
   // OffsetDelete: group-level error, or per-partition errors in `results`.
   error_code delete_offsets(int32_t p, const std::string& group_id,
                             const std::vector<topic_partition>& partitions,
                             std::vector<std::pair<topic_partition, error_code>>* results);
 
-  // Expires members whose session timed out and completes rebalances whose deadline passed.
+  // Expires members whose session timed out, completes rebalances whose deadline passed,
+  // retries failed loads that are due, and calls expire_offsets() every
+  // offsets_retention_check_interval_ms.
   void tick();
+  // The retention check (see the class comment), at wall_ms(). Returns how many offsets
+  // expired.
+  size_t expire_offsets();
 
   // For tests and descriptions.
   std::optional<group_state> state_of(const std::string& group_id) const;
@@ -242,6 +274,12 @@ class group_coordinator {
   bool append_records(int32_t p, const std::vector<std::pair<bytes, std::optional<bytes>>>& kvs,
                       error_code* error);
   void schedule_tick();
+  void set_state(group& g, group_state s);
+  // Appends g's group metadata record; false (with *error) if the append failed.
+  bool store_group(group& g, error_code* error);
+  // Drops groups of partition p (before a load, so a retried load starts clean).
+  void forget_partition(int32_t p);
+  void retry_loads();
 
   coordinator_options options_;
   partition_lookup partitions_;
@@ -250,6 +288,8 @@ class group_coordinator {
   std::map<std::string, std::unique_ptr<group>> groups_;
   std::set<int32_t> loading_;
   std::set<int32_t> loaded_;
+  std::map<int32_t, std::pair<int64_t, int64_t>> load_retry_;  // p → (due at, next backoff)
+  int64_t next_retention_check_ = -1;
   std::unique_ptr<asio::steady_timer> timer_;
   bool stopped_ = false;
 };

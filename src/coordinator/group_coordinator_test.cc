@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "coordinator/offsets_format.h"
+#include "protocol/record_batch.h"
 
 namespace varve::coordinator {
 namespace {
@@ -39,14 +40,70 @@ class group_coordinator_test : public ::testing::Test {
                                          {}, 0, 0, {0}, {0}, -1, &error);
     ASSERT_TRUE(part_) << error;
     coord_ = std::make_unique<group_coordinator>(
-        options_, [this](int32_t p) { return p == kP ? part_.get() : nullptr; },
-        [this] { return now_; }, [this] { return 1700000000000 + now_; });
+        options_,
+        [this](int32_t p) {
+          ++lookups_;
+          return p == kP ? (bad_part_ ? bad_part_.get() : part_.get()) : nullptr;
+        },
+        [this] { return now_; }, [this] { return kWallBase + now_; });
   }
   void reopen() {
     coord_.reset();
     part_->close();
     part_.reset();
     open();
+  }
+  // Reopens and loads partition 0 as a restarted broker does.
+  void restart() {
+    reopen();
+    coord_->begin_loading(kP);
+    std::string error;
+    ASSERT_TRUE(coord_->load_partition(kP, &error)) << error;
+  }
+  // Forms a Stable group of `n` members with assignments "a<i>"; returns member ids, the
+  // leader first. With n > 1, initial_rebalance_delay_ms must be > 0 (one generation).
+  std::vector<std::string> stable_group(int n, std::vector<join_params> joins = {}) {
+    if (joins.empty()) {
+      for (int i = 0; i < n; ++i) joins.push_back(params(""));
+    }
+    std::vector<std::shared_ptr<std::optional<join_result>>> pending;
+    for (auto& jp : joins) {
+      if (jp.member_id.empty() && !jp.group_instance_id) {
+        auto first = join(jp);
+        jp.member_id = (*first)->member_id;
+      }
+      pending.push_back(join(jp));
+    }
+    now_ += options_.initial_rebalance_delay_ms;
+    coord_->tick();
+    std::vector<std::string> ids;
+    std::string leader;
+    for (auto& r : pending) {
+      EXPECT_TRUE(r->has_value());
+      if (!r->has_value()) return ids;
+      ids.push_back((*r)->member_id);
+      leader = (*r)->leader;
+    }
+    std::stable_partition(ids.begin(), ids.end(), [&](const std::string& id) { return id == leader; });
+    std::vector<std::pair<std::string, bytes>> assignment;
+    for (size_t i = 0; i < ids.size(); ++i) assignment.emplace_back(ids[i], b("a" + std::to_string(i)));
+    const int32_t gen = coord_->generation_of("g");
+    for (size_t i = 1; i < ids.size(); ++i) sync(ids[i], gen);
+    EXPECT_EQ(sync(ids[0], gen, assignment)->value().error, error_code::none);
+    EXPECT_EQ(coord_->state_of("g"), group_state::stable);
+    return ids;
+  }
+  error_code commit(const std::string& group, int32_t gen, const std::string& member,
+                    const std::string& topic, int64_t offset) {
+    std::vector<commit_entry> e(1);
+    e[0].tp = {topic, 0};
+    e[0].value.offset = offset;
+    const error_code top = coord_->commit_offsets(kP, {group, gen, member, std::nullopt}, e);
+    return top != error_code::none ? top : e[0].error;
+  }
+  int64_t committed(const std::string& group, const std::string& topic) {
+    auto got = coord_->fetch_offsets(kP, group, std::vector<topic_partition>{{topic, 0}});
+    return got.at(0).second.offset;
   }
 
   join_params params(std::string member_id, std::vector<std::string> protocols = {"range"},
@@ -93,9 +150,12 @@ class group_coordinator_test : public ::testing::Test {
   coordinator_options options_{.min_session_timeout_ms = 1000,
                                .max_session_timeout_ms = 60000,
                                .initial_rebalance_delay_ms = 0};
+  static constexpr int64_t kWallBase = 1700000000000;
   int64_t now_ = 0;
+  int lookups_ = 0;
   temp_dir dir_;
   std::unique_ptr<replication::partition> part_;
+  std::unique_ptr<replication::partition> bad_part_;  // served instead of part_ when set
   std::unique_ptr<group_coordinator> coord_;
 };
 
@@ -324,7 +384,9 @@ TEST_F(group_coordinator_test, commits_are_validated_against_generation_and_memb
   EXPECT_EQ(got[0].second.offset, 5);
   EXPECT_EQ(got[0].second.metadata, "m");
   EXPECT_EQ(got[1].second.offset, -1);
-  EXPECT_EQ(part_->log_end_offset(), 1);  // appended before the commit was acknowledged
+  // Offset 0 is the group metadata of generation 1; the commit was appended before it
+  // was acknowledged.
+  EXPECT_EQ(part_->log_end_offset(), 2);
 }
 
 TEST_F(group_coordinator_test, committed_offsets_survive_a_reload_from_the_log) {
@@ -359,8 +421,9 @@ TEST_F(group_coordinator_test, committed_offsets_survive_a_reload_from_the_log) 
   EXPECT_EQ(coord_->state_of("simple"), group_state::empty);
   EXPECT_FALSE(coord_->state_of("gone"));
   auto listed = coord_->list();
-  ASSERT_EQ(listed.size(), 1u);
-  EXPECT_EQ(listed[0].group_id, "simple");
+  EXPECT_EQ(listed.error, error_code::none);
+  ASSERT_EQ(listed.groups.size(), 1u);
+  EXPECT_EQ(listed.groups[0].group_id, "simple");
 }
 
 TEST_F(group_coordinator_test, delete_group_and_offsets_refuse_active_groups) {
@@ -378,6 +441,269 @@ TEST_F(group_coordinator_test, delete_group_and_offsets_refuse_active_groups) {
   ASSERT_EQ(d.members.size(), 1u);
   EXPECT_EQ(d.members[0].client_host, "/127.0.0.1");
   EXPECT_EQ(coord_->describe(kP, "missing").state, "Dead");
+}
+
+// ConsumerProtocolSubscription v0: version, topics, user data (null).
+bytes subscription(const std::vector<std::string>& topics) {
+  bytes out = {0, 0, 0, 0, 0, static_cast<uint8_t>(topics.size())};
+  for (const auto& t : topics) {
+    out.push_back(0);
+    out.push_back(static_cast<uint8_t>(t.size()));
+    out.insert(out.end(), t.begin(), t.end());
+  }
+  for (int i = 0; i < 4; ++i) out.push_back(0xff);
+  return out;
+}
+
+TEST_F(group_coordinator_test, stable_group_reloads_with_generation_members_and_assignments) {
+  options_.initial_rebalance_delay_ms = 1000;  // both members join generation 1
+  reopen();
+  std::vector<join_params> joins = {params(""), params("", {"range"}, "static-1")};
+  const auto ids = stable_group(2, joins);
+  ASSERT_EQ(ids.size(), 2u);
+  const int32_t gen = coord_->generation_of("g");
+  ASSERT_EQ(commit("g", gen, ids[1], "t", 42), error_code::none);
+  std::string static_id;
+  for (const auto& m : coord_->describe(kP, "g").members) {
+    if (m.group_instance_id) static_id = m.member_id;
+  }
+  ASSERT_FALSE(static_id.empty());
+
+  now_ += 500000;  // the monotonic clock of a restarted broker has nothing to do with ours
+  restart();
+  EXPECT_EQ(coord_->state_of("g"), group_state::stable);
+  EXPECT_EQ(coord_->generation_of("g"), gen);
+  EXPECT_EQ(committed("g", "t"), 42);
+  // Members continue at the same generation: heartbeat, commit and SyncGroup work.
+  EXPECT_EQ(coord_->heartbeat(kP, "g", gen, ids[0], std::nullopt), error_code::none);
+  EXPECT_EQ(coord_->heartbeat(kP, "g", gen - 1, ids[0], std::nullopt),
+            error_code::illegal_generation);
+  EXPECT_EQ(commit("g", gen, ids[0], "t", 43), error_code::none);
+  auto s0 = sync(ids[0], gen);
+  auto s1 = sync(ids[1], gen);
+  ASSERT_TRUE(s0->has_value() && s1->has_value());
+  EXPECT_EQ((*s0)->assignment, b("a0"));
+  EXPECT_EQ((*s1)->assignment, b("a1"));
+  auto d = coord_->describe(kP, "g");
+  EXPECT_EQ(d.state, "Stable");
+  EXPECT_EQ(d.protocol_type, "consumer");
+  EXPECT_EQ(d.protocol_data, "range");
+  ASSERT_EQ(d.members.size(), 2u);
+  for (const auto& m : d.members) {
+    EXPECT_EQ(m.client_id, "client");
+    EXPECT_EQ(m.client_host, "/127.0.0.1");
+    EXPECT_EQ(m.metadata, b("md-range"));
+    if (m.member_id == static_id) {
+      EXPECT_EQ(m.group_instance_id, "static-1");
+    } else {
+      EXPECT_FALSE(m.group_instance_id);
+    }
+  }
+  // The static member's instance id is known again: its old id is fenced after a rejoin.
+  auto again = join(params("", {"range"}, "static-1"));
+  ASSERT_TRUE(again->has_value());
+  EXPECT_EQ((*again)->error, error_code::none);
+  EXPECT_EQ((*again)->generation_id, gen);  // no rebalance
+  EXPECT_EQ(coord_->heartbeat(kP, "g", gen, static_id, std::string("static-1")),
+            error_code::fenced_instance_id);
+}
+
+TEST_F(group_coordinator_test, restored_members_that_do_not_come_back_expire_normally) {
+  options_.initial_rebalance_delay_ms = 1000;  // both members join generation 1
+  reopen();
+  const auto ids = stable_group(2);
+  const int32_t gen = coord_->generation_of("g");
+  restart();
+  // Session timeout 10 s, restarted at load: member 0 heartbeats, member 1 is gone.
+  now_ += 6000;
+  EXPECT_EQ(coord_->heartbeat(kP, "g", gen, ids[0], std::nullopt), error_code::none);
+  coord_->tick();
+  EXPECT_EQ(coord_->state_of("g"), group_state::stable);
+  now_ += 5000;
+  coord_->tick();
+  EXPECT_EQ(coord_->state_of("g"), group_state::preparing_rebalance);
+  EXPECT_EQ(coord_->heartbeat(kP, "g", gen, ids[0], std::nullopt),
+            error_code::rebalance_in_progress);
+  auto rejoin = join(params(ids[0]));
+  ASSERT_TRUE(rejoin->has_value());
+  EXPECT_EQ((*rejoin)->generation_id, gen + 1);
+  EXPECT_EQ((*rejoin)->members.size(), 1u);
+}
+
+TEST_F(group_coordinator_test, group_that_became_empty_reloads_empty_at_its_generation) {
+  const auto ids = stable_group(1);
+  ASSERT_EQ(commit("g", 1, ids[0], "t", 7), error_code::none);
+  coord_->leave(kP, "g", {{ids[0], std::nullopt}});
+  ASSERT_EQ(coord_->state_of("g"), group_state::empty);
+  const int32_t gen = coord_->generation_of("g");
+  restart();
+  EXPECT_EQ(coord_->state_of("g"), group_state::empty);
+  EXPECT_EQ(coord_->generation_of("g"), gen);
+  EXPECT_EQ(coord_->heartbeat(kP, "g", 1, ids[0], std::nullopt), error_code::unknown_member_id);
+  EXPECT_EQ(committed("g", "t"), 7);
+  auto d = coord_->describe(kP, "g");
+  EXPECT_EQ(d.protocol_type, "consumer");
+  EXPECT_TRUE(d.members.empty());
+}
+
+TEST_F(group_coordinator_test, deleted_group_stays_deleted_after_reload) {
+  const auto ids = stable_group(1);
+  ASSERT_EQ(commit("g", 1, ids[0], "t", 7), error_code::none);
+  coord_->leave(kP, "g", {{ids[0], std::nullopt}});
+  ASSERT_EQ(coord_->delete_group(kP, "g"), error_code::none);
+  restart();
+  EXPECT_FALSE(coord_->state_of("g"));
+  EXPECT_TRUE(coord_->list().groups.empty());
+}
+
+TEST_F(group_coordinator_test, failed_group_store_fails_the_sync_and_rebalances) {
+  auto a = join_new();
+  const std::string m1 = (*a)->member_id;
+  part_->close();  // appends now fail
+  auto s = sync(m1, 1, {{m1, b("x")}});
+  ASSERT_TRUE(s->has_value());
+  EXPECT_NE((*s)->error, error_code::none);
+  EXPECT_TRUE((*s)->assignment.empty());
+  EXPECT_EQ(coord_->state_of("g"), group_state::preparing_rebalance);
+}
+
+TEST_F(group_coordinator_test, offsets_of_an_empty_group_expire_retention_after_it_became_empty) {
+  options_.offsets_retention_ms = 60000;
+  reopen();
+  const auto ids = stable_group(1);
+  ASSERT_EQ(commit("g", 1, ids[0], "t", 7), error_code::none);
+  now_ += 100000;  // the member stays well past the retention: offsets are kept
+  EXPECT_EQ(coord_->heartbeat(kP, "g", 1, ids[0], std::nullopt), error_code::none);
+  EXPECT_EQ(coord_->expire_offsets(), 0u);
+  coord_->leave(kP, "g", {{ids[0], std::nullopt}});
+  ASSERT_EQ(coord_->state_of("g"), group_state::empty);
+
+  now_ += 59999;
+  EXPECT_EQ(coord_->expire_offsets(), 0u);
+  EXPECT_EQ(committed("g", "t"), 7);
+  now_ += 1;
+  EXPECT_EQ(coord_->expire_offsets(), 1u);
+  EXPECT_FALSE(coord_->state_of("g"));  // Dead: no members, no offsets
+  EXPECT_TRUE(coord_->list().groups.empty());
+  EXPECT_EQ(committed("g", "t"), -1);
+
+  restart();  // the tombstones keep it gone
+  EXPECT_FALSE(coord_->state_of("g"));
+  EXPECT_EQ(committed("g", "t"), -1);
+}
+
+TEST_F(group_coordinator_test, simple_group_offsets_expire_by_their_commit_time) {
+  options_.offsets_retention_ms = 60000;
+  reopen();
+  ASSERT_EQ(commit("s", -1, "", "old", 1), error_code::none);
+  now_ += 30000;
+  ASSERT_EQ(commit("s", -1, "", "new", 2), error_code::none);
+  now_ += 30000;
+  EXPECT_EQ(coord_->expire_offsets(), 1u);
+  EXPECT_EQ(committed("s", "old"), -1);
+  EXPECT_EQ(committed("s", "new"), 2);
+  EXPECT_EQ(coord_->state_of("s"), group_state::empty);
+  restart();
+  EXPECT_EQ(committed("s", "old"), -1);
+  EXPECT_EQ(committed("s", "new"), 2);
+  now_ += 30000;
+  EXPECT_EQ(coord_->expire_offsets(), 1u);
+  EXPECT_FALSE(coord_->state_of("s"));
+}
+
+TEST_F(group_coordinator_test, stable_consumer_group_keeps_offsets_of_subscribed_topics) {
+  options_.offsets_retention_ms = 60000;
+  reopen();
+  auto jp = params("", {"range"}, "inst");
+  jp.protocols[0].metadata = subscription({"t"});
+  const auto ids = stable_group(1, {jp});
+  ASSERT_EQ(commit("g", 1, ids[0], "t", 1), error_code::none);
+  ASSERT_EQ(commit("g", 1, ids[0], "unsubscribed", 2), error_code::none);
+  now_ += 5000;
+  coord_->heartbeat(kP, "g", 1, ids[0], std::nullopt);
+  now_ += 5000;
+  coord_->heartbeat(kP, "g", 1, ids[0], std::nullopt);
+  options_.offsets_retention_ms = 10000;
+  // (retention is read at construction: rebuild, keeping the group by reloading it)
+  restart();
+  EXPECT_EQ(coord_->expire_offsets(), 1u);
+  EXPECT_EQ(committed("g", "t"), 1);
+  EXPECT_EQ(committed("g", "unsubscribed"), -1);
+  EXPECT_EQ(coord_->state_of("g"), group_state::stable);
+}
+
+TEST_F(group_coordinator_test, tick_runs_the_retention_check_every_interval) {
+  options_.offsets_retention_ms = 1000;
+  options_.offsets_retention_check_interval_ms = 5000;
+  reopen();
+  ASSERT_EQ(commit("s", -1, "", "t", 1), error_code::none);
+  coord_->tick();  // first check at once: nothing due yet
+  now_ += 1000;
+  coord_->tick();
+  EXPECT_EQ(committed("s", "t"), 1);  // due, but the next check is at 5000
+  now_ += 4000;
+  coord_->tick();
+  EXPECT_EQ(committed("s", "t"), -1);
+}
+
+TEST_F(group_coordinator_test, list_reports_loading_and_a_failed_load_is_retried_with_backoff) {
+  ASSERT_EQ(commit("s", -1, "", "t", 5), error_code::none);
+  // A second log whose only batch claims gzip but holds garbage: CRC-valid, undecodable.
+  std::string error;
+  bad_part_ = replication::partition::open({std::string(kOffsetsTopic), kP}, dir_.path() / "bad",
+                                           {}, 0, 0, {0}, {0}, -1, &error);
+  ASSERT_TRUE(bad_part_) << error;
+  protocol::record r;
+  r.key = b("k");
+  r.value = b("v");
+  auto batch = protocol::build_batch({r}, protocol::batch_builder_options{});
+  batch[22] |= 1;  // attributes low byte: compression gzip
+  const uint32_t crc = protocol::compute_batch_crc(batch);
+  for (int i = 0; i < 4; ++i) batch[17 + i] = static_cast<uint8_t>(crc >> (24 - 8 * i));
+  ASSERT_EQ(bad_part_->append(std::span<uint8_t>(batch), -1, 0).error, error_code::none);
+
+  coord_ = std::make_unique<group_coordinator>(
+      options_,
+      [this](int32_t p) {
+        ++lookups_;
+        return p == kP ? (bad_part_ ? bad_part_.get() : part_.get()) : nullptr;
+      },
+      [this] { return now_; }, [this] { return kWallBase + now_; });
+  coord_->begin_loading(kP);
+  EXPECT_EQ(coord_->list().error, error_code::coordinator_load_in_progress);
+  lookups_ = 0;
+  EXPECT_FALSE(coord_->load_partition(kP, &error));
+  EXPECT_NE(error.find("undecodable"), std::string::npos) << error;
+  EXPECT_EQ(lookups_, 1);
+  EXPECT_EQ(coord_->check_partition(kP), error_code::coordinator_load_in_progress);
+  EXPECT_EQ(coord_->list().error, error_code::coordinator_load_in_progress);
+
+  // Retries at +200 ms, then +400 ms, ... (the first retention check may also run).
+  now_ += 199;
+  coord_->tick();
+  EXPECT_EQ(lookups_, 1);
+  now_ += 1;
+  coord_->tick();
+  EXPECT_EQ(lookups_, 2);
+  now_ += 399;
+  coord_->tick();
+  EXPECT_EQ(lookups_, 2);
+  now_ += 1;
+  coord_->tick();
+  EXPECT_EQ(lookups_, 3);
+  // The backoff is bounded by load_retry_backoff_max_ms (30 s).
+  for (int i = 0; i < 20; ++i) {
+    now_ += 30000;
+    coord_->tick();
+  }
+  EXPECT_EQ(lookups_, 23);
+
+  bad_part_.reset();  // the fault goes away: the next retry loads the good log
+  now_ += 30000;
+  coord_->tick();
+  EXPECT_EQ(coord_->check_partition(kP), error_code::none);
+  EXPECT_EQ(coord_->list().error, error_code::none);
+  EXPECT_EQ(committed("s", "t"), 5);
 }
 
 }  // namespace

@@ -12,6 +12,14 @@ class byte_writer {
     i16(static_cast<int16_t>(s.size()));
     out_.insert(out_.end(), s.begin(), s.end());
   }
+  void nullable_str(const std::optional<std::string>& s) {
+    if (!s) return i16(-1);
+    str(*s);
+  }
+  void bytes(const std::vector<uint8_t>& b) {
+    i32(static_cast<int32_t>(b.size()));
+    out_.insert(out_.end(), b.begin(), b.end());
+  }
   std::vector<uint8_t> take() { return std::move(out_); }
 
  private:
@@ -53,7 +61,7 @@ class byte_reader {
   }
   std::string compact_str() {
     const uint64_t n = uvarint();
-    if (!ok_ || n == 0 || pos_ + (n - 1) > b_.size()) {
+    if (!ok_ || n == 0 || n - 1 > b_.size() - pos_) {
       ok_ = false;
       return {};
     }
@@ -61,8 +69,65 @@ class byte_reader {
     pos_ += n - 1;
     return s;
   }
+  // int16 length, -1 = null.
+  std::optional<std::string> nullable_str() {
+    if (peek_i16() == -1) {
+      i16();
+      return std::nullopt;
+    }
+    return str();
+  }
+  // Unsigned varint length + 1, 0 = null.
+  std::optional<std::string> compact_nullable_str() {
+    if (ok_ && pos_ < b_.size() && b_[pos_] == 0) {
+      ++pos_;
+      return std::nullopt;
+    }
+    return compact_str();
+  }
+  std::vector<uint8_t> bytes() {
+    const int32_t n = i32();
+    return take(n < 0 ? SIZE_MAX : static_cast<size_t>(n));
+  }
+  std::vector<uint8_t> compact_bytes() {
+    const uint64_t n = uvarint();
+    return take(n == 0 ? SIZE_MAX : n - 1);
+  }
+  // An array length that cannot exceed the bytes left (every element takes >= 1 byte);
+  // -1 on a bad or null length.
+  int64_t array_len(bool compact) {
+    int64_t n = compact ? static_cast<int64_t>(uvarint()) - 1 : i32();
+    if (!ok_ || n < 0 || static_cast<uint64_t>(n) > remaining()) {
+      ok_ = false;
+      return -1;
+    }
+    return n;
+  }
+  // Tagged fields of a flexible struct: count, then (tag, size, data) each; all skipped.
+  void skip_tags() {
+    const uint64_t count = uvarint();
+    for (uint64_t i = 0; ok_ && i < count; ++i) {
+      uvarint();
+      const uint64_t size = uvarint();
+      take(size);
+    }
+  }
 
  private:
+  int16_t peek_i16() const {
+    if (!ok_ || pos_ + 2 > b_.size()) return 0;
+    return static_cast<int16_t>((b_[pos_] << 8) | b_[pos_ + 1]);
+  }
+  std::vector<uint8_t> take(size_t n) {
+    if (!ok_ || n > b_.size() - pos_) {
+      ok_ = false;
+      return {};
+    }
+    std::vector<uint8_t> out(b_.begin() + static_cast<ptrdiff_t>(pos_),
+                             b_.begin() + static_cast<ptrdiff_t>(pos_ + n));
+    pos_ += n;
+    return out;
+  }
   uint64_t be(int n) {
     if (!ok_ || pos_ + n > b_.size()) {
       ok_ = false;
@@ -157,8 +222,85 @@ std::optional<key_kind> decode_key(std::span<const uint8_t> bytes, offset_key* o
     if (!r.ok()) return std::nullopt;
     return key_kind::offset_commit;
   }
-  if (version == kGroupMetadataKeyVersion) return key_kind::group_metadata;
+  if (version == kGroupMetadataKeyVersion) {
+    out->group = r.str();
+    if (!r.ok()) return std::nullopt;
+    out->topic.clear();
+    out->partition = -1;
+    return key_kind::group_metadata;
+  }
   return key_kind::unknown;
+}
+
+bool operator==(const group_member_record& a, const group_member_record& b) {
+  return a.member_id == b.member_id && a.group_instance_id == b.group_instance_id &&
+         a.client_id == b.client_id && a.client_host == b.client_host &&
+         a.rebalance_timeout_ms == b.rebalance_timeout_ms &&
+         a.session_timeout_ms == b.session_timeout_ms && a.subscription == b.subscription &&
+         a.assignment == b.assignment;
+}
+
+std::vector<uint8_t> encode_group_metadata_key(std::string_view group) {
+  byte_writer w;
+  w.i16(kGroupMetadataKeyVersion);
+  w.str(group);
+  return w.take();
+}
+
+std::vector<uint8_t> encode_group_metadata_value(const group_metadata_value& v) {
+  static_assert(kGroupMetadataValueVersion == 3, "the layout below is version 3");
+  byte_writer w;
+  w.i16(kGroupMetadataValueVersion);
+  w.str(v.protocol_type);
+  w.i32(v.generation);
+  w.nullable_str(v.protocol);
+  w.nullable_str(v.leader);
+  w.i64(v.current_state_timestamp);
+  w.i32(static_cast<int32_t>(v.members.size()));
+  for (const auto& m : v.members) {
+    w.str(m.member_id);
+    w.nullable_str(m.group_instance_id);
+    w.str(m.client_id);
+    w.str(m.client_host);
+    w.i32(m.rebalance_timeout_ms);
+    w.i32(m.session_timeout_ms);
+    w.bytes(m.subscription);
+    w.bytes(m.assignment);
+  }
+  return w.take();
+}
+
+std::optional<group_metadata_value> decode_group_metadata_value(std::span<const uint8_t> bytes) {
+  byte_reader r(bytes);
+  const int16_t version = r.i16();
+  if (!r.ok() || version < 0 || version > 4) return std::nullopt;
+  const bool flexible = version >= 4;
+  auto str = [&] { return flexible ? r.compact_str() : r.str(); };
+  auto nullable_str = [&] { return flexible ? r.compact_nullable_str() : r.nullable_str(); };
+  auto blob = [&] { return flexible ? r.compact_bytes() : r.bytes(); };
+  group_metadata_value v;
+  v.protocol_type = str();
+  v.generation = r.i32();
+  v.protocol = nullable_str();
+  v.leader = nullable_str();
+  if (version >= 2) v.current_state_timestamp = r.i64();
+  const int64_t count = r.array_len(flexible);
+  for (int64_t i = 0; r.ok() && i < count; ++i) {
+    group_member_record m;
+    m.member_id = str();
+    if (version >= 3) m.group_instance_id = nullable_str();
+    m.client_id = str();
+    m.client_host = str();
+    if (version >= 1) m.rebalance_timeout_ms = r.i32();
+    m.session_timeout_ms = r.i32();
+    m.subscription = blob();
+    m.assignment = blob();
+    if (flexible) r.skip_tags();
+    v.members.push_back(std::move(m));
+  }
+  if (flexible) r.skip_tags();
+  if (!r.ok()) return std::nullopt;
+  return v;
 }
 
 std::optional<offset_value> decode_offset_value(std::span<const uint8_t> bytes) {

@@ -148,6 +148,9 @@ bool broker::start(std::string* error) {
   gopts.initial_rebalance_delay_ms = config_.get_int("group.initial.rebalance.delay.ms");
   gopts.max_group_size = config_.get_int("group.max.size");
   gopts.offset_metadata_max_bytes = config_.get_int("offset.metadata.max.bytes");
+  gopts.offsets_retention_ms = int64_t{config_.get_int("offsets.retention.minutes")} * 60000;
+  gopts.offsets_retention_check_interval_ms =
+      config_.get_long("offsets.retention.check.interval.ms");
   for (unsigned s = 0; s < shards_.count(); ++s) {
     const std::string offsets_topic(coordinator::kOffsetsTopic);
     group_coordinators_.push_back(std::make_unique<coordinator::group_coordinator>(
@@ -171,10 +174,8 @@ bool broker::start(std::string* error) {
     asio::post(shards_.loop(s), [this, s] { group_coordinators_[s]->start(shards_.loop(s)); });
     for (int32_t p : owned) {
       asio::post(shards_.loop(s), [this, s, p] {
-        std::string why;
-        if (!group_coordinators_[s]->load_partition(p, &why)) {
-          VLOG_ERROR(kLog) << "cannot load __consumer_offsets-" << p << ": " << why;
-        }
+        std::string why;  // a failed load is logged and retried by the coordinator
+        group_coordinators_[s]->load_partition(p, &why);
       });
     }
   }

@@ -416,10 +416,13 @@ list_filter list_filter_of(const list_groups_request& req) {
   return f;
 }
 
-void fill_listed(const list_filter& f, std::vector<coordinator::group_listing>& listed,
+// A shard still loading __consumer_offsets partitions makes the whole answer
+// COORDINATOR_LOAD_IN_PROGRESS (clients retry); groups already loaded are listed anyway.
+void fill_listed(const list_filter& f, coordinator::group_list& listed,
                  list_groups_response& resp) {
+  if (listed.error != error_code::none) resp.error_code = to_wire(listed.error);
   if (!f.classic_wanted) return;
-  for (auto& g : listed) {
+  for (auto& g : listed.groups) {
     if (!f.states.empty() &&
         std::find(f.states.begin(), f.states.end(), lower(g.state)) == f.states.end()) {
       continue;
@@ -607,6 +610,9 @@ asio::awaitable<void> offset_fetch_single(request_context& ctx, offset_fetch_req
 }
 }  // namespace
 
+// require_stable (v7+) asks for UNSTABLE_OFFSET_COMMIT while a transaction has pending
+// offsets for a partition. Without transactions (no TxnOffsetCommit yet) no offset is ever
+// pending, so the committed offsets are always stable and are returned as they are.
 asio::awaitable<void> offset_fetch(request_context& ctx, offset_fetch_request& req,
                                    offset_fetch_response& resp) {
   const bool multi_group = ctx.version >= 8;
@@ -620,7 +626,7 @@ asio::awaitable<void> list_groups(request_context& ctx, list_groups_request& req
   broker& b = ctx.b;
   for (unsigned s = 0; s < b.shards().count(); ++s) {
     auto op = b.shards().invoke_on(s, [&b, s] { return b.groups(s).list(); });
-    std::vector<coordinator::group_listing> listed = co_await std::move(op);
+    coordinator::group_list listed = co_await std::move(op);
     fill_listed(filter, listed, resp);
   }
 }
