@@ -18,11 +18,11 @@ run: build
 	mkdir -p data
 	$(BUILD_DIR)/varve broker config/server.properties
 
-# Every test: unit tests, generated protocol round trips, fuzzers for a bounded time, and
-# the cross-process interop tests with real clients.
+# Every test: the fuzzers for a bounded time, then (ctest) unit tests, generated protocol
+# round trips, and the cross-process tests with real clients.
 test: test-deps build
-	@cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 -j 2
 	@fuzz/run.sh $${FUZZ_SECONDS:-30}
+	@cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900 -j 2
 
 unit: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -L unit -j $(JOBS)
