@@ -327,6 +327,20 @@ bool read_records(replication::partition& part, Apply&& apply, int64_t* next_off
 void group_coordinator::forget_partition(int32_t p) {
   for (auto it = groups_.begin(); it != groups_.end();) {
     if (it->second->partition == p) {
+      // Requests still waiting in a rebalance are answered, never dropped.
+      for (auto& [id, m] : it->second->members) {
+        if (m.awaiting_join) {
+          join_result r;
+          r.error = error_code::not_coordinator;
+          r.member_id = id;
+          std::exchange(m.awaiting_join, nullptr)(std::move(r));
+        }
+        if (m.awaiting_sync) {
+          sync_result r;
+          r.error = error_code::not_coordinator;
+          std::exchange(m.awaiting_sync, nullptr)(std::move(r));
+        }
+      }
       it = groups_.erase(it);
     } else {
       ++it;

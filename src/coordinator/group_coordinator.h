@@ -277,7 +277,8 @@ class group_coordinator {
   void set_state(group& g, group_state s);
   // Appends g's group metadata record; false (with *error) if the append failed.
   bool store_group(group& g, error_code* error);
-  // Drops groups of partition p (before a load, so a retried load starts clean).
+  // Drops groups of partition p (before a load, so a retried load starts clean); waiting
+  // JoinGroup/SyncGroup requests of those groups are answered NOT_COORDINATOR.
   void forget_partition(int32_t p);
   void retry_loads();
 

@@ -556,6 +556,17 @@ TEST_F(group_coordinator_test, deleted_group_stays_deleted_after_reload) {
   EXPECT_TRUE(coord_->list().groups.empty());
 }
 
+TEST_F(group_coordinator_test, reloading_a_partition_answers_requests_waiting_in_a_rebalance) {
+  auto a = join_new();
+  ASSERT_TRUE(a->has_value());
+  auto bj = join_new();  // waits for the first member to rejoin
+  ASSERT_FALSE(bj->has_value());
+  std::string error;
+  ASSERT_TRUE(coord_->load_partition(kP, &error)) << error;
+  ASSERT_TRUE(bj->has_value());
+  EXPECT_EQ((*bj)->error, error_code::not_coordinator);
+}
+
 TEST_F(group_coordinator_test, failed_group_store_fails_the_sync_and_rebalances) {
   auto a = join_new();
   const std::string m1 = (*a)->member_id;
