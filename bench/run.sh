@@ -1,0 +1,332 @@
+#!/usr/bin/env bash
+# make bench: Varve against Apache Kafka 4.x on this machine, in one run, with one client.
+#
+#   bench/run.sh [--quick|--full|--smoke]     (default --quick)
+#
+# --quick  every workload, small sizes: finishes in well under 10 minutes on 2 cores
+#          (W4 reads the ~0.5 GiB topic W1 wrote, not 2 GiB).
+# --full   W1 writes 2.5 GiB, W4 reads it warm and, when /proc/sys/vm/drop_caches is
+#          writable, cold; W3 runs 60 s.
+# --smoke  seconds-long workloads against Varve only: checks that the harness works.
+#
+# For each broker in turn (fresh data directory under $BENCH_TMP, loopback ports, RF=1,
+# 6 partitions, 1 GiB segments, default flush policy = leave it to the OS, 168 h retention)
+# it measures W6 (start -> first acknowledged produce), W5 (RSS idle, peak RSS after W1),
+# W1 (produce max throughput), W4 (consume max throughput), W3 (end-to-end latency at a
+# fixed rate, acks=all) and runs Kafka's own ProducerPerformance / ConsumerPerformance as a
+# cross-check. The machine's loopback and sequential-write bandwidth are measured first.
+# Prints one table (Varve, Kafka, Varve/Kafka); every log lands in $BENCH_BUILD/bench-last/.
+#
+# Environment: BENCH_BUILD (default build-bench: the load generator, logs of the last run),
+# VARVE_BIN (default: $BENCH_BUILD/varve, built here with RelWithDebInfo like
+# `make build`), KAFKA_VERSION (default 4.1.2), BENCH_TMP (default: a new /tmp folder,
+# removed at the end unless BENCH_KEEP=1).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+mode=quick
+case "${1:-}" in
+  ""|--quick) mode=quick ;;
+  --full) mode=full ;;
+  --smoke) mode=smoke ;;
+  *) echo "usage: bench/run.sh [--quick|--full|--smoke]" >&2; exit 2 ;;
+esac
+
+case $mode in
+  smoke) w1_records=20000; w3_rate=200; w3_seconds=2; w3_warmup=1; xp_records=0; loop_s=1; dd_mib=64 ;;
+  quick) w1_records=500000; w3_rate=1000; w3_seconds=15; w3_warmup=2; xp_records=300000; loop_s=3; dd_mib=1024 ;;
+  full) w1_records=2600000; w3_rate=1000; w3_seconds=60; w3_warmup=5; xp_records=1000000; loop_s=5; dd_mib=4096 ;;
+esac
+record_size=1024
+partitions=6
+segment_bytes=1073741824
+
+started_all=$(date +%s)
+# ------------------------------------------------------------------------------ build/fetch
+build=${BENCH_BUILD:-$repo/build-bench}
+if [ -z "${VARVE_BIN:-}" ]; then
+  if [ ! -f "$build/build.ninja" ]; then
+    cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  fi
+  ninja -C "$build" -j "$(nproc)" varve >/dev/null
+  VARVE_BIN=$build/varve
+fi
+if [ ! -f "$build/loadgen/build.ninja" ]; then
+  cmake -S "$here/loadgen" -B "$build/loadgen" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+ninja -C "$build/loadgen" >/dev/null
+loadgen=$build/loadgen/varve-loadgen
+if [ "$mode" != smoke ]; then
+  kafka_home=$("$here/fetch-kafka.sh" "${KAFKA_VERSION:-4.1.2}")
+  kafka_version=$(basename "$kafka_home"); kafka_version=${kafka_version#kafka-}
+fi
+
+tmp=${BENCH_TMP:-$(mktemp -d /tmp/varve-bench.XXXXXX)}
+mkdir -p "$tmp/logs"
+logs=$tmp/logs
+broker_pid=
+cleanup() {
+  if [ -n "$broker_pid" ] && kill -0 "$broker_pid" 2>/dev/null; then
+    kill "$broker_pid" 2>/dev/null || true
+    sleep 2
+    kill -9 "$broker_pid" 2>/dev/null || true
+  fi
+  rm -rf "$build/bench-last"
+  cp -r "$logs" "$build/bench-last" 2>/dev/null || true
+  if [ "${BENCH_KEEP:-0}" != 1 ] && [ -z "${BENCH_TMP:-}" ]; then
+    rm -rf "$tmp"
+  fi
+}
+trap cleanup EXIT
+
+log() { printf '[bench %4ds] %s\n' $(( $(date +%s) - started_all )) "$*" >&2; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# field FILE KEY: the value of KEY= on the last RESULT line of FILE.
+field() {
+  grep '^RESULT' "$1" | tail -1 | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+
+# rss_mib PID FIELD (VmRSS or VmHWM) in MiB.
+rss_mib() {
+  awk -v f="$2:" '$1 == f { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
+}
+
+declare -A R  # R[<broker>.<metric>] = value
+
+# step LOG CMD...: runs CMD with its output in LOG; on failure shows LOG and the broker's
+# log and stops the run.
+current_broker=
+step() {
+  local out=$1; shift
+  if ! "$@" > "$out" 2>&1; then
+    echo "bench: step failed: $*" >&2
+    tail -20 "$out" >&2
+    if [ -n "$current_broker" ]; then
+      echo "--- last lines of the $current_broker broker log:" >&2
+      tail -20 "$logs/$current_broker.broker.log" >&2
+    fi
+    exit 1
+  fi
+}
+
+# -------------------------------------------------------------------------- machine limits
+log "machine: loopback TCP bandwidth (${loop_s}s)"
+step "$logs/loopback.log" "$loadgen" loopback --seconds "$loop_s"
+R[machine.loopback]=$(field "$logs/loopback.log" mb_per_s)
+log "machine: sequential write bandwidth (dd ${dd_mib} MiB, O_DIRECT)"
+if dd if=/dev/zero of="$tmp/dd.bin" bs=1M count="$dd_mib" oflag=direct 2> "$logs/dd.log"; then
+  R[machine.seqwrite]=$(awk '/copied/ { for (i = 1; i <= NF; i++) if ($i ~ /^s,?$/) s = $(i-1);
+                                          printf "%.1f", $1 / s / 1048576 }' "$logs/dd.log")
+else
+  R[machine.seqwrite]=n/a
+fi
+rm -f "$tmp/dd.bin"
+
+# ------------------------------------------------------------------------------- brokers
+start_varve() {  # start_varve DIR PORT -> broker_pid
+  cat > "$1/server.properties" <<EOF
+node.id=0
+listeners=PLAINTEXT://127.0.0.1:$2
+admin.listeners=
+log.dirs=$1/data
+num.partitions=$partitions
+default.replication.factor=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+min.insync.replicas=1
+log.segment.bytes=$segment_bytes
+log.retention.hours=168
+group.initial.rebalance.delay.ms=0
+EOF
+  mkdir -p "$1/data"
+  "$VARVE_BIN" broker "$1/server.properties" > "$logs/$3.broker.log" 2>&1 &
+  broker_pid=$!
+}
+
+kafka_java() {  # the JVM settings of Kafka's own start scripts
+  java -Xmx1G -Xms1G -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
+    -Djava.awt.headless=true -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+    -cp "$kafka_home/libs/*" "$@"
+}
+
+prepare_kafka() {  # prepare_kafka DIR PORT: config + storage format (not timed)
+  local cport; cport=$(free_port)
+  cat > "$1/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$2,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$2
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$1/data
+num.partitions=$partitions
+default.replication.factor=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+min.insync.replicas=1
+log.segment.bytes=$segment_bytes
+log.retention.hours=168
+group.initial.rebalance.delay.ms=0
+EOF
+  local id; id=$(java -cp "$kafka_home/libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
+  java -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$kafka_home/libs/*" \
+    kafka.tools.StorageTool format -t "$id" -c "$1/server.properties" > "$logs/kafka.format.log" 2>&1
+}
+
+start_kafka() {  # start_kafka DIR PORT NAME -> broker_pid
+  kafka_java kafka.Kafka "$1/server.properties" > "$logs/$3.broker.log" 2>&1 &
+  broker_pid=$!
+}
+
+stop_broker() {
+  kill "$broker_pid" 2>/dev/null || true
+  for _ in $(seq 1 300); do
+    kill -0 "$broker_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -9 "$broker_pid" 2>/dev/null || true
+  wait "$broker_pid" 2>/dev/null || true
+  broker_pid=
+}
+
+run_broker() {  # run_broker NAME(varve|kafka)
+  local name=$1 dir=$tmp/$1 port
+  current_broker=$name
+  port=$(free_port)
+  mkdir -p "$dir"
+  local b=127.0.0.1:$port
+  [ "$name" = kafka ] && prepare_kafka "$dir" "$port"
+
+  log "$name: W6 start -> first acknowledged produce"
+  local t0; t0=$(date +%s%N)
+  if [ "$name" = varve ]; then start_varve "$dir" "$port" "$name"; else start_kafka "$dir" "$port" "$name"; fi
+  step "$logs/$name.w6.log" "$loadgen" probe --brokers "$b" --since-wall-ns "$t0" --timeout-s 120
+  R[$name.w6]=$(field "$logs/$name.w6.log" first_ack_ms)
+
+  sleep 2
+  R[$name.rss_idle]=$(rss_mib "$broker_pid" VmRSS)
+  log "$name: W5 idle RSS ${R[$name.rss_idle]} MiB"
+
+  log "$name: W1 produce $w1_records x $record_size B, acks=1, $partitions partitions"
+  step "$logs/$name.create.log" "$loadgen" create --brokers "$b" --topic w1 \
+    --partitions "$partitions" --config "segment.bytes=$segment_bytes"
+  step "$logs/$name.w1.log" "$loadgen" produce --brokers "$b" --topic w1 --records "$w1_records" \
+    --record-size "$record_size" --acks 1 --linger-ms 5 --batch-size 1000000 --inflight 5
+  R[$name.w1_rps]=$(field "$logs/$name.w1.log" records_per_s)
+  R[$name.w1_mbps]=$(field "$logs/$name.w1.log" mb_per_s)
+  R[$name.w1_p99]=$(field "$logs/$name.w1.log" p99_ms)
+  R[$name.rss_w1]=$(rss_mib "$broker_pid" VmHWM)
+  log "$name: W1 ${R[$name.w1_mbps]} MB/s; W5 peak RSS ${R[$name.rss_w1]} MiB"
+
+  log "$name: W4 consume $w1_records records (warm page cache)"
+  step "$logs/$name.w4.log" "$loadgen" consume --brokers "$b" --topic w1 --records "$w1_records"
+  R[$name.w4_mbps]=$(field "$logs/$name.w4.log" mb_per_s)
+  if [ "$mode" = full ]; then
+    if sync && echo 1 2>/dev/null > /proc/sys/vm/drop_caches; then
+      log "$name: W4 consume (cold: page cache dropped)"
+      step "$logs/$name.w4cold.log" "$loadgen" consume --brokers "$b" --topic w1 --records "$w1_records"
+      R[$name.w4cold_mbps]=$(field "$logs/$name.w4cold.log" mb_per_s)
+    else
+      R[$name.w4cold_mbps]="n/a (drop_caches not writable)"
+    fi
+  fi
+
+  log "$name: W3 end-to-end latency, $w3_rate records/s for ${w3_seconds}s, acks=all"
+  step "$logs/$name.create3.log" "$loadgen" create --brokers "$b" --topic w3 --partitions "$partitions"
+  step "$logs/$name.w3.log" "$loadgen" e2e --brokers "$b" --topic w3 --rate "$w3_rate" \
+    --seconds "$w3_seconds" --warmup-seconds "$w3_warmup" --acks all --record-size "$record_size"
+  R[$name.w3_p50]=$(field "$logs/$name.w3.log" p50_ms)
+  R[$name.w3_p99]=$(field "$logs/$name.w3.log" p99_ms)
+  R[$name.w3_p999]=$(field "$logs/$name.w3.log" p999_ms)
+
+  if [ "$xp_records" -gt 0 ]; then
+    log "$name: cross-check kafka-producer-perf-test ($xp_records records)"
+    step "$logs/$name.create4.log" "$loadgen" create --brokers "$b" --topic xp --partitions "$partitions"
+    if timeout 300 java -Xmx512M -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+         -cp "$kafka_home/libs/*" org.apache.kafka.tools.ProducerPerformance --topic xp \
+         --num-records "$xp_records" --record-size "$record_size" --throughput -1 \
+         --producer-props "bootstrap.servers=$b" acks=1 linger.ms=5 batch.size=1000000 \
+         > "$logs/$name.xp.log" 2>&1; then
+      local last; last=$(grep 'records sent' "$logs/$name.xp.log" | tail -1)
+      R[$name.xp_mbps]=$(sed -E 's/.*\(([0-9.]+) MB\/sec\).*/\1/' <<< "$last")
+      R[$name.xp_p99]=$(sed -E 's/.* ([0-9.]+) ms 99th.*/\1/' <<< "$last")
+    else
+      R[$name.xp_mbps]=failed; R[$name.xp_p99]=failed
+    fi
+    log "$name: cross-check kafka-consumer-perf-test"
+    if timeout 180 java -Xmx512M -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+         -cp "$kafka_home/libs/*" org.apache.kafka.tools.ConsumerPerformance \
+         --bootstrap-server "$b" --topic xp --messages "$xp_records" --group "bench-$name" \
+         --timeout 60000 > "$logs/$name.xc.log" 2>&1; then
+      # CSV: start, end, MB, MB/s, nMsg, nMsg/s, rebalance ms, fetch ms, fetch MB/s, fetch nMsg/s
+      R[$name.xc_mbps]=$(grep -E '^[0-9]{4}-' "$logs/$name.xc.log" | tail -1 | awk -F', *' '{ print $9 }')
+      [ -n "${R[$name.xc_mbps]}" ] || R[$name.xc_mbps]=failed
+    else
+      R[$name.xc_mbps]=failed
+    fi
+  fi
+  log "$name: stopping"
+  stop_broker
+  rm -rf "$dir/data"
+}
+
+run_broker varve
+[ "$mode" = smoke ] || run_broker kafka
+
+# --------------------------------------------------------------------------------- table
+ratio() {
+  awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0)
+                                     printf "%.2f", a / b; else printf "-" }'
+}
+row() {  # row LABEL METRIC
+  local v=${R[varve.$2]:-n/a} k=${R[kafka.$2]:-n/a}
+  [ "$mode" = smoke ] && k=-
+  printf '| %-52s | %12s | %12s | %11s |\n' "$1" "$v" "$k" "$(ratio "$v" "$k")"
+}
+w1_pct=$(awk -v a="${R[varve.w1_mbps]}" -v s="${R[machine.seqwrite]}" \
+  'BEGIN { if (s > 0) printf "%.0f%%", 100 * a / s; else printf "n/a" }')
+kw1_pct=$(awk -v a="${R[kafka.w1_mbps]:-0}" -v s="${R[machine.seqwrite]}" \
+  'BEGIN { if (s > 0 && a > 0) printf "%.0f%%", 100 * a / s; else printf "n/a" }')
+
+elapsed=$(( $(date +%s) - started_all ))
+{
+  echo
+  echo "mode=$mode  varve=$VARVE_BIN  kafka=${kafka_version:-n/a}  record=$record_size B  partitions=$partitions  RF=1  elapsed=${elapsed}s"
+  echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2/1048576 }' /proc/meminfo), kernel $(uname -r);" \
+       "loopback ${R[machine.loopback]} MB/s; sequential write (O_DIRECT) ${R[machine.seqwrite]} MB/s"
+  echo
+  printf '| %-52s | %12s | %12s | %11s |\n' workload Varve Kafka Varve/Kafka
+  printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..54})" "$(printf -- '-%.0s' {1..14})" \
+    "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..13})"
+  row "W1 produce acks=1, records/s" w1_rps
+  row "W1 produce acks=1, MB/s" w1_mbps
+  row "W1 produce send->ack p99, ms" w1_p99
+  printf '| %-52s | %12s | %12s | %11s |\n' "W1 as share of sequential-write limit" "$w1_pct" "$kw1_pct" -
+  printf '| %-52s | %12s | %12s | %11s |\n' "W2 produce acks=all, 3 brokers RF=3" "n/a" "n/a" "n/a (needs replication)"
+  row "W3 end-to-end p50 ms ($w3_rate rec/s, acks=all)" w3_p50
+  row "W3 end-to-end p99 ms" w3_p99
+  row "W3 end-to-end p99.9 ms" w3_p999
+  row "W4 consume MB/s, warm ($w1_records records)" w4_mbps
+  [ "$mode" = full ] && row "W4 consume MB/s, cold" w4cold_mbps
+  row "W5 RSS idle, MiB" rss_idle
+  row "W5 peak RSS (VmHWM) after W1, MiB" rss_w1
+  row "W6 start -> first acknowledged produce, ms" w6
+  printf '| %-52s | %12s | %12s | %11s |\n' "W7 1,000 partitions / 1,000 connections" "n/a" "n/a" "not implemented"
+  if [ "$xp_records" -gt 0 ]; then
+    row "cross-check kafka-producer-perf-test MB/s" xp_mbps
+    row "cross-check kafka-producer-perf-test p99 ms" xp_p99
+    row "cross-check kafka-consumer-perf-test fetch MB/s" xc_mbps
+  fi
+  echo
+  echo "Lower is better for latency, RSS and W6 rows; higher for throughput rows."
+  echo "Logs of every step: $build/bench-last/"
+} | tee "$logs/table.txt"
