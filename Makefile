@@ -2,7 +2,7 @@
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: build run test unit deps test-deps fuzz clean format
+.PHONY: build run test unit deps test-deps fuzz clean format bench
 
 build: deps
 	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -26,6 +26,11 @@ test: test-deps build
 
 unit: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -L unit -j $(JOBS)
+
+# Varve against Apache Kafka 4.x on this machine (bench/run.sh --quick; BENCH=--full for the
+# long run). Prints a table; see docs/benchmarks.md.
+bench: deps
+	@bench/run.sh $${BENCH:---quick}
 
 fuzz: test-deps
 	@fuzz/run.sh $${FUZZ_SECONDS:-60}
