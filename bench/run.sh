@@ -42,6 +42,11 @@ partitions=6
 segment_bytes=1073741824
 
 started_all=$(date +%s)
+if ! pkg-config --exists rdkafka 2>/dev/null || ! command -v python3 >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq librdkafka-dev pkg-config python3 >/dev/null
+fi
 # ------------------------------------------------------------------------------ build/fetch
 build=${BENCH_BUILD:-$repo/build-bench}
 if [ -z "${VARVE_BIN:-}" ]; then
