@@ -172,6 +172,13 @@ def main():
         if strategy in ("range", "roundrobin"):
             require(all(len(s) == 2 for s in snap.values()),
                     f"round 1: {strategy} over 3 members x 6 partitions should give 2 each: {fmt(snap)}")
+        desc = admin.describe_consumer_groups([group])[group].result(timeout=30)
+        clients = sorted(m.client_id for m in desc.members)
+        print(f"round 1: describe_consumer_groups state={desc.state} "
+              f"assignor={desc.partition_assignor} members={clients}", flush=True)
+        require(desc.partition_assignor == strategy,
+                f"round 1: group protocol {desc.partition_assignor}, expected {strategy}")
+        require(len(desc.members) == 3, f"round 1: described members {clients}")
         wait_for("round 1 consumed", 60, lambda: len(processed_keys()) >= ROUND, counts)
         print(f"round 1: {counts()}", flush=True)
 
@@ -239,7 +246,7 @@ def main():
             errs = [l for l in m.lines() if l.startswith("COMMIT err")]
             if errs:
                 print(f"{m.name}: {len(errs)} failed commits (rebalance), e.g. {errs[0]}")
-        print("PASS groups_mixed_clients")
+        print(f"PASS groups_mixed_clients ({strategy})")
         return 0
     except Fail as e:
         print(f"FAIL groups_mixed_clients: {e}", file=sys.stderr, flush=True)

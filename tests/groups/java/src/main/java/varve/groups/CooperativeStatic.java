@@ -172,7 +172,7 @@ final class CooperativeStatic {
     s1.stopAndClose();  // static member: no LeaveGroup
     GroupMember s1b = new GroupMember("S1'", p1, topic).start();
     long deadline = System.currentTimeMillis() + sessionMs;
-    while (s1b.owned().isEmpty()) {
+    while (s1b.owned().isEmpty() || s1b.memberId().isEmpty()) {
       s1b.checkAlive();
       require(System.currentTimeMillis() < deadline, "static: restarted S1 got no partitions"
           + " within session.timeout.ms=" + sessionMs);
@@ -181,6 +181,7 @@ final class CooperativeStatic {
     double back = (System.nanoTime() - closedAt) / 1e9;
     System.out.printf("static: S1 restarted, owns %s after %.1fs (before: %s); member id %s -> %s%n",
         new TreeSet<>(s1b.owned()), back, new TreeSet<>(s1Owned), s1OldId, s1b.memberId());
+    require(!s1b.memberId().equals(s1OldId), "static: restarted S1 kept member id " + s1OldId);
     require(s1b.owned().equals(s1Owned), "static: restarted S1 owns " + s1b.owned()
         + ", expected its old partitions " + s1Owned);
     // Give S2 several heartbeats in which a rebalance would show up.
