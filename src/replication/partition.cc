@@ -173,6 +173,8 @@ produce_outcome partition::append(std::span<uint8_t> records, int16_t acks, int6
   out.log_append_time = info.log_append_time;
   out.record_count = info.record_count;
   out.bytes = static_cast<int64_t>(records.size());
+  bytes_in_ += records.size();
+  records_in_ += static_cast<uint64_t>(info.record_count);
   advance_high_watermark();
   return out;
 }

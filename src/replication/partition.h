@@ -92,6 +92,10 @@ class partition {
   int64_t last_stable_offset() const { return high_watermark_; }
   const storage::log& log() const { return *log_; }
   storage::log& log() { return *log_; }
+  // Bytes and records appended by produce requests (and coordinator writes) since this
+  // replica was opened; read by the metrics scrape on this partition's loop.
+  uint64_t bytes_in() const { return bytes_in_; }
+  uint64_t records_in() const { return records_in_; }
 
   // DeleteRecords: `offset` -1 means the high watermark.
   protocol::error_code delete_records(int64_t offset, int64_t* new_log_start);
@@ -126,6 +130,8 @@ class partition {
   std::vector<int32_t> replicas_;
   std::vector<int32_t> isr_;
   int64_t high_watermark_ = 0;
+  uint64_t bytes_in_ = 0;
+  uint64_t records_in_ = 0;
   size_t segments_at_last_snapshot_ = 0;
   std::vector<std::pair<std::weak_ptr<void>, std::function<void()>>> waiters_;
 };
