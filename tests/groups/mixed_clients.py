@@ -111,7 +111,7 @@ def wait_balanced(members, timeout, what):
     wait_for(what, timeout, cond, lambda: f"owned: {fmt(snapshot())}")
     snap = snapshot()
     print(f"{what}: balanced {fmt(snap)}", flush=True)
-    return snap
+    return snap, state["since"]
 
 
 def fmt(snap):
@@ -168,7 +168,7 @@ def main():
     try:
         # Round 1: three members.
         produce_round(0)
-        snap = wait_balanced(members, 90, "round 1 (3 members)")
+        snap, _ = wait_balanced(members, 90, "round 1 (3 members)")
         if strategy in ("range", "roundrobin"):
             require(all(len(s) == 2 for s in snap.values()),
                     f"round 1: {strategy} over 3 members x 6 partitions should give 2 each: {fmt(snap)}")
@@ -191,8 +191,12 @@ def main():
             raise Fail("librdkafka member did not close within 30s of SIGTERM")
         require("CLOSED" in rdk.lines(), f"librdkafka member exited without a clean close: "
                 f"rc={rdk.proc.returncode} {rdk.stderr_tail()}")
-        snap = wait_balanced([java, franz], 30, "round 2 (librdkafka left)")
-        print(f"round 2: rebalanced {time.monotonic() - t0:.1f}s after the clean leave", flush=True)
+        _, since = wait_balanced([java, franz], 30, "round 2 (librdkafka left)")
+        took = since - t0
+        print(f"round 2: rebalanced {took:.1f}s after the clean leave", flush=True)
+        # A LeaveGroup rebalances at once, an ignored one only after the session timeout.
+        require(took < SESSION_S * 0.75, f"round 2: the rebalance after librdkafka's clean close "
+                f"took {took:.1f}s, as long as a session timeout: was its LeaveGroup ignored?")
         produce_round(1)
         wait_for("round 2 consumed", 60, lambda: len(processed_keys()) >= 2 * ROUND, counts)
         print(f"round 2: {counts()}", flush=True)
