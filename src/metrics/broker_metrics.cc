@@ -300,6 +300,49 @@ asio::awaitable<bool> check_ready(const broker_sources& src) {
   co_return ready;
 }
 
+namespace {
+http_response text(int status, std::string body) {
+  http_response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+http_response scrape_response(const broker_sample& s) {
+  http_response r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = render(s);
+  return r;
+}
+
+http_response ready_response(bool ready) {
+  return ready ? text(200, "ready\n")
+               : text(503, "not ready: start-up or consumer group loading in progress\n");
+}
+
+// Coroutines take the sources by pointer (a trivial parameter) and only sequence awaits.
+asio::awaitable<http_response> metrics_route(const broker_sources* src) {
+  auto op = collect(*src);
+  const broker_sample s = co_await std::move(op);
+  co_return scrape_response(s);
+}
+
+asio::awaitable<http_response> live_route() { co_return text(200, "live\n"); }
+
+asio::awaitable<http_response> ready_route(const broker_sources* src) {
+  auto op = check_ready(*src);
+  const bool ready = co_await std::move(op);
+  co_return ready_response(ready);
+}
+}  // namespace
+
+void add_broker_routes(admin_server& server, const broker_sources& sources) {
+  const broker_sources* src = &sources;
+  server.route("/metrics", [src] { return metrics_route(src); });
+  server.route("/v1/status/live", [] { return live_route(); });
+  server.route("/v1/status/ready", [src] { return ready_route(src); });
+}
+
 std::string render(const broker_sample& s) {
   exposition e;
   declare_all(e);

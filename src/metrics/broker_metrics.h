@@ -21,6 +21,7 @@
 #include "cluster/metadata.h"
 #include "common/shard.h"
 #include "coordinator/group_coordinator.h"
+#include "metrics/admin_server.h"
 #include "metrics/probe.h"
 #include "metrics/process_stats.h"
 #include "replication/replica_manager.h"
@@ -102,5 +103,9 @@ std::string render(const broker_sample& sample);
 // Ready: started() and no shard still loading consumer groups.
 bool is_ready(const broker_sample& sample);
 asio::awaitable<bool> check_ready(const broker_sources& sources);
+
+// Registers /metrics, /v1/status/live and /v1/status/ready on `server`. `sources` must
+// outlive the server.
+void add_broker_routes(admin_server& server, const broker_sources& sources);
 
 }  // namespace varve::metrics

@@ -19,7 +19,11 @@ unsigned shard_count_for(const config::broker_config&) {
 }  // namespace
 
 broker::broker(config::broker_config config)
-    : config_(std::move(config)), shards_(shard_count_for(config_)) {}
+    : config_(std::move(config)), shards_(shard_count_for(config_)) {
+  for (unsigned s = 0; s < shards_.count(); ++s) {
+    probes_.push_back(std::make_unique<metrics::shard_probe>());
+  }
+}
 
 broker::~broker() = default;
 
@@ -203,11 +207,39 @@ bool broker::start(std::string* error) {
     shutdown();
   });
   std::signal(SIGPIPE, SIG_IGN);
+  if (!start_admin(error)) return false;
   VLOG_INFO(kLog) << "node " << node_id_ << " listening on " << listener.host << ":"
                   << server_->bound_port() << " (advertised " << advertised_.host << ":"
                   << advertised_.port << "), " << shards_.count() << " event loop(s), data in "
                   << log_dirs.front().string() << ", cluster id " << controller_->cluster_id();
+  started_ = true;
   return true;
+}
+
+bool broker::start_admin(std::string* error) {
+  const std::string value = config_.admin_listeners();
+  if (value.empty()) return true;
+  metrics::admin_address address;
+  if (!metrics::parse_admin_listener(value, &address, error)) return false;
+  metrics::broker_sources& m = metrics_sources_;
+  m.shards = &shards_;
+  m.node_id = node_id_;
+  for (const auto& d : config_.log_dirs()) m.log_dirs.push_back(std::filesystem::absolute(d));
+  for (const auto& e : api_table()) m.api_names.emplace_back(e.key, std::string(e.name));
+  m.replicas = [this](unsigned s) -> replication::replica_manager& { return *replica_managers_[s]; };
+  m.groups = [this](unsigned s) -> coordinator::group_coordinator& {
+    return *group_coordinators_[s];
+  };
+  m.probe = [this](unsigned s) -> metrics::shard_probe& { return *probes_[s]; };
+  m.metadata = [this] { return cache_.get(); };
+  m.min_insync_replicas = [this](const cluster::topic_metadata& t) {
+    return partition_config_for(t).min_insync_replicas;
+  };
+  m.connections = [this] { return server_->connection_count(); };
+  m.started = [this] { return started_.load(); };
+  admin_ = std::make_unique<metrics::admin_server>(shards_.loop(0), address);
+  metrics::add_broker_routes(*admin_, metrics_sources_);
+  return admin_->start(error);
 }
 
 void broker::run() { shards_.run(); }
@@ -224,6 +256,7 @@ void broker::shutdown() {
   if (stopping_) return;
   stopping_ = true;
   server_->stop();
+  if (admin_) admin_->stop();
   // Close partitions on their owning loops, then stop every loop.
   asio::co_spawn(
       shards_.loop(0),

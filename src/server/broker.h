@@ -15,6 +15,9 @@
 #include "common/shard.h"
 #include "config/broker_config.h"
 #include "coordinator/group_coordinator.h"
+#include "metrics/admin_server.h"
+#include "metrics/broker_metrics.h"
+#include "metrics/probe.h"
 #include "net/server.h"
 #include "replication/replica_manager.h"
 
@@ -60,11 +63,19 @@ class broker {
   // Must run on shard 0 (the controller loop).
   int64_t allocate_producer_id_on_controller_loop() { return controller_->allocate_producer_id(); }
 
+  // The request-metrics probe of the calling shard; null when not called on a shard's loop.
+  metrics::shard_probe* probe() {
+    const int s = shard_set::current();
+    return s >= 0 && static_cast<size_t>(s) < probes_.size() ? probes_[s].get() : nullptr;
+  }
+
   // Effective settings of a topic (broker defaults + its overrides).
   replication::partition_config partition_config_for(const cluster::topic_metadata& t) const;
 
  private:
   void shutdown();
+  // Starts the HTTP admin listener (admin.listeners; empty disables it).
+  bool start_admin(std::string* error);
 
   config::broker_config config_;
   int32_t node_id_ = 0;
@@ -75,6 +86,10 @@ class broker {
   std::vector<std::unique_ptr<replication::replica_manager>> replica_managers_;
   std::vector<std::unique_ptr<coordinator::group_coordinator>> group_coordinators_;
   std::unique_ptr<net::server> server_;
+  std::vector<std::unique_ptr<metrics::shard_probe>> probes_;
+  metrics::broker_sources metrics_sources_;
+  std::unique_ptr<metrics::admin_server> admin_;
+  std::atomic<bool> started_{false};
   std::optional<asio::signal_set> signals_;
   bool stopping_ = false;
 };

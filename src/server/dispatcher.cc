@@ -1,5 +1,7 @@
 #include "server/dispatcher.h"
 
+#include <chrono>
+
 #include "common/log.h"
 #include "server/broker.h"
 #include "server/handlers/handlers.h"
@@ -104,6 +106,14 @@ const api_entry* find_api(int16_t key) {
   return nullptr;
 }
 
+// Request count and latency (decode to encoded response) on the calling shard's probe.
+void record_request(broker& b, int16_t api_key, std::chrono::steady_clock::time_point started) {
+  if (metrics::shard_probe* p = b.probe()) {
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
+    p->record_request(api_key, took.count());
+  }
+}
+
 int16_t read_int16(std::span<const uint8_t> b, size_t at) {
   return static_cast<int16_t>((uint16_t{b[at]} << 8) | b[at + 1]);
 }
@@ -159,7 +169,10 @@ asio::awaitable<handler_result> dispatch(broker& b, const net::connection_info& 
   }
   request_context ctx{b, conn, header, version, std::move(frame), api->name};
   try {
-    co_return co_await api->run(ctx, r);
+    const auto started = std::chrono::steady_clock::now();
+    auto result = co_await api->run(ctx, r);
+    record_request(b, api_key, started);
+    co_return result;
   } catch (const std::exception& e) {
     // A handler bug must not take the broker down; the client sees a closed connection.
     VLOG_ERROR(kLog) << api->name << " v" << version << " from " << conn.peer

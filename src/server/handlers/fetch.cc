@@ -90,6 +90,27 @@ void register_waiter(replication::partition* p, int64_t seen_hw, std::weak_ptr<f
     p->add_waiter(weak, wake);
   }
 }
+// Metrics: partition errors answered and record bytes returned, per topic.
+void record_fetch_metrics(request_context& ctx, const std::vector<wanted_partition>& wanted,
+                          const fetch_response& resp) {
+  metrics::shard_probe* probe = ctx.b.probe();
+  if (!probe) return;
+  std::vector<size_t> next(resp.responses.size(), 0);  // partitions follow `wanted`'s order
+  for (const auto& w : wanted) {
+    const auto& pr = resp.responses[w.topic_index].partitions[next[w.topic_index]++];
+    probe->record_error(fetch_request::api_key, pr.error_code);
+    if (w.resolve_error == error_code::none) {
+      probe->record_bytes_out(w.tp.topic, pr.record_set.size_bytes());
+    }
+  }
+}
+
+// Metrics: fetches parked in the long-poll wait (fetch purgatory size).
+void note_fetch_waiting(request_context& ctx, bool waiting) {
+  if (metrics::shard_probe* probe = ctx.b.probe()) {
+    waiting ? probe->fetch_wait_started() : probe->fetch_wait_ended();
+  }
+}
 }  // namespace
 
 asio::awaitable<void> fetch(request_context& ctx, fetch_request& req, fetch_response& resp) {
@@ -158,8 +179,11 @@ asio::awaitable<void> fetch(request_context& ctx, fetch_request& req, fetch_resp
       });
     }
     asio::error_code ec;
+    note_fetch_waiting(ctx, true);
     co_await wait->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    note_fetch_waiting(ctx, false);
   }
+  record_fetch_metrics(ctx, wanted, resp);
   resp.session_id = 0;
 }
 

@@ -60,6 +60,12 @@ replication::produce_outcome append_to(replication::partition* p, std::span<uint
   }
   return p->append(batch, acks, now);
 }
+// Metrics: a partition error answered (NONE is not counted).
+void record_error(request_context& ctx, int16_t code) {
+  if (metrics::shard_probe* probe = ctx.b.probe()) {
+    probe->record_error(produce_request::api_key, code);
+  }
+}
 }  // namespace
 
 asio::awaitable<void> produce(request_context& ctx, produce_request& req, produce_response& resp) {
@@ -73,6 +79,7 @@ asio::awaitable<void> produce(request_context& ctx, produce_request& req, produc
     for (auto& pd : topic.partition_data) {
       auto& pr = tr.partition_responses.emplace_back();
       if (!check_partition(req, tmeta.get(), pd, pr)) {
+        record_error(ctx, pr.error_code);
         if (req.acks == 0) ctx.close_connection = true;
         continue;
       }
@@ -86,6 +93,7 @@ asio::awaitable<void> produce(request_context& ctx, produce_request& req, produc
         return append_to(p, batch, acks, now);
       });
       fill_outcome(out, pr);
+      record_error(ctx, pr.error_code);
       if (req.acks == 0 && out.error != error_code::none) ctx.close_connection = true;
     }
   }
