@@ -1,10 +1,12 @@
-// varve — the broker and (later) the operator CLI in one binary.
+// varve — the broker and the operator CLI in one binary.
 //   varve broker FILE [--override key=value]...
+//   varve topic|group|cluster|config|produce|consume|perf ...   (src/cli, docs/cli.md)
 #include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "cli/cli.h"
 #include "common/log.h"
 #include "config/broker_config.h"
 #include "server/broker.h"
@@ -53,5 +55,6 @@ int run_broker(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "broker") return run_broker(argc, argv);
+  if (argc >= 2) return varve::cli::run(argc, argv);
   return usage();
 }
