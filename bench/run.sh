@@ -4,7 +4,7 @@
 #   bench/run.sh [--quick|--full|--smoke]     (default --quick)
 #
 # --quick  every workload, small sizes: finishes in well under 10 minutes on 2 cores
-#          (W4 reads the ~0.5 GiB topic W1 wrote, not 2 GiB).
+#          (W4 reads the ~1.4 GiB topic W1 wrote, not 2 GiB).
 # --full   W1 writes 2.5 GiB, W4 reads it warm and, when /proc/sys/vm/drop_caches is
 #          writable, cold; W3 runs 60 s.
 # --smoke  seconds-long workloads against Varve only: checks that the harness works.
@@ -34,14 +34,13 @@ esac
 
 case $mode in
   smoke) w1_records=20000; w3_rate=200; w3_seconds=2; w3_warmup=1; xp_records=0; loop_s=1; dd_mib=64 ;;
-  quick) w1_records=500000; w3_rate=1000; w3_seconds=15; w3_warmup=2; xp_records=300000; loop_s=3; dd_mib=1024 ;;
+  quick) w1_records=1500000; w3_rate=1000; w3_seconds=15; w3_warmup=2; xp_records=300000; loop_s=3; dd_mib=1024 ;;
   full) w1_records=2600000; w3_rate=1000; w3_seconds=60; w3_warmup=5; xp_records=1000000; loop_s=5; dd_mib=4096 ;;
 esac
 record_size=1024
 partitions=6
 segment_bytes=1073741824
 
-started_all=$(date +%s)
 if ! pkg-config --exists rdkafka 2>/dev/null || ! command -v python3 >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -66,6 +65,7 @@ if [ "$mode" != smoke ]; then
   kafka_version=$(basename "$kafka_home"); kafka_version=${kafka_version#kafka-}
 fi
 
+started_all=$(date +%s)
 tmp=${BENCH_TMP:-$(mktemp -d /tmp/varve-bench.XXXXXX)}
 mkdir -p "$tmp/logs"
 logs=$tmp/logs
@@ -93,6 +93,16 @@ free_port() {
 # field FILE KEY: the value of KEY= on the last RESULT line of FILE.
 field() {
   grep '^RESULT' "$1" | tail -1 | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+
+# cpu_ticks PID: user + system CPU time of PID so far, in clock ticks.
+cpu_ticks() {
+  awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+# cpu_per_gib TICKS_BEFORE TICKS_AFTER RECORDS: broker CPU seconds per GiB of records.
+cpu_per_gib() {
+  awk -v a="$1" -v b="$2" -v n="$3" -v s="$record_size" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { printf "%.2f", (b - a) / hz / (n * s / 1073741824) }'
 }
 
 # rss_mib PID FIELD (VmRSS or VmHWM) in MiB.
@@ -153,8 +163,8 @@ EOF
   broker_pid=$!
 }
 
-kafka_java() {  # the JVM settings of Kafka's own start scripts
-  java -Xmx1G -Xms1G -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+kafka_java() {  # the JVM settings of Kafka's own start scripts; exec: $! is the JVM
+  exec java -Xmx1G -Xms1G -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
     -Djava.awt.headless=true -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
     -cp "$kafka_home/libs/*" "$@"
@@ -224,8 +234,11 @@ run_broker() {  # run_broker NAME(varve|kafka)
   log "$name: W1 produce $w1_records x $record_size B, acks=1, $partitions partitions"
   step "$logs/$name.create.log" "$loadgen" create --brokers "$b" --topic w1 \
     --partitions "$partitions" --config "segment.bytes=$segment_bytes"
+  local c0 c1; c0=$(cpu_ticks "$broker_pid")
   step "$logs/$name.w1.log" "$loadgen" produce --brokers "$b" --topic w1 --records "$w1_records" \
     --record-size "$record_size" --acks 1 --linger-ms 5 --batch-size 1000000 --inflight 5
+  c1=$(cpu_ticks "$broker_pid")
+  R[$name.w1_cpu]=$(cpu_per_gib "$c0" "$c1" "$w1_records")
   R[$name.w1_rps]=$(field "$logs/$name.w1.log" records_per_s)
   R[$name.w1_mbps]=$(field "$logs/$name.w1.log" mb_per_s)
   R[$name.w1_p99]=$(field "$logs/$name.w1.log" p99_ms)
@@ -233,7 +246,10 @@ run_broker() {  # run_broker NAME(varve|kafka)
   log "$name: W1 ${R[$name.w1_mbps]} MB/s; W5 peak RSS ${R[$name.rss_w1]} MiB"
 
   log "$name: W4 consume $w1_records records (warm page cache)"
+  c0=$(cpu_ticks "$broker_pid")
   step "$logs/$name.w4.log" "$loadgen" consume --brokers "$b" --topic w1 --records "$w1_records"
+  c1=$(cpu_ticks "$broker_pid")
+  R[$name.w4_cpu]=$(cpu_per_gib "$c0" "$c1" "$w1_records")
   R[$name.w4_mbps]=$(field "$logs/$name.w4.log" mb_per_s)
   if [ "$mode" = full ]; then
     if sync && echo 1 2>/dev/null > /proc/sys/vm/drop_caches; then
@@ -315,13 +331,15 @@ elapsed=$(( $(date +%s) - started_all ))
   row "W1 produce acks=1, records/s" w1_rps
   row "W1 produce acks=1, MB/s" w1_mbps
   row "W1 produce send->ack p99, ms" w1_p99
+  row "W1 broker CPU seconds per GiB produced" w1_cpu
   printf '| %-52s | %12s | %12s | %11s |\n' "W1 as share of sequential-write limit" "$w1_pct" "$kw1_pct" -
   printf '| %-52s | %12s | %12s | %11s |\n' "W2 produce acks=all, 3 brokers RF=3" "n/a" "n/a" "n/a (needs replication)"
   row "W3 end-to-end p50 ms ($w3_rate rec/s, acks=all)" w3_p50
   row "W3 end-to-end p99 ms" w3_p99
   row "W3 end-to-end p99.9 ms" w3_p999
   row "W4 consume MB/s, warm ($w1_records records)" w4_mbps
-  [ "$mode" = full ] && row "W4 consume MB/s, cold" w4cold_mbps
+  row "W4 broker CPU seconds per GiB consumed" w4_cpu
+  if [ "$mode" = full ]; then row "W4 consume MB/s, cold" w4cold_mbps; fi
   row "W5 RSS idle, MiB" rss_idle
   row "W5 peak RSS (VmHWM) after W1, MiB" rss_w1
   row "W6 start -> first acknowledged produce, ms" w6

@@ -409,10 +409,14 @@ int run_e2e(const options& o) {
 
   // Consumer first, positioned at the current end of every partition.
   partition_consumer pc = open_consumer(o, topic, [&topic](rd_kafka_t* rk, int p) -> int64_t {
+    // Right after CreateTopics a broker may not answer ListOffsets for a while yet.
     int64_t lo = 0, hi = 0;
-    if (rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &lo, &hi, 10000))
-      die("query_watermark_offsets failed");
-    return hi;
+    for (int attempt = 0;; ++attempt) {
+      rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &lo, &hi, 5000);
+      if (e == RD_KAFKA_RESP_ERR_NO_ERROR) return hi;
+      if (attempt == 100) die(std::string("query_watermark_offsets: ") + rd_kafka_err2str(e));
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
   });
 
   std::atomic<bool> done{false};
