@@ -147,9 +147,12 @@ int config_describe(context& ctx) {
     return 0;
   }
   table tbl({"NAME", "VALUE", "SOURCE", "READ-ONLY", "SENSITIVE"});
-  for (const auto& c : configs)
-    tbl.add_row({c.name, c.is_sensitive ? "(sensitive)" : c.value.value_or("null"), config_source_name(c.config_source),
+  for (const auto& c : configs) {
+    // An empty value is shown as "" so the row keeps its columns.
+    const std::string value = c.is_sensitive ? "(sensitive)" : !c.value ? "null" : c.value->empty() ? "\"\"" : *c.value;
+    tbl.add_row({c.name, value, config_source_name(c.config_source),
                  c.read_only ? "yes" : "no", c.is_sensitive ? "yes" : "no"});
+  }
   tbl.print(std::cout);
   return 0;
 }
