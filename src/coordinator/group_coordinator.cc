@@ -591,7 +591,19 @@ void group_coordinator::join(int32_t p, join_params params,
         if (g->leader == old_id) g->leader = new_id;
         sit->second = new_id;
         member& placed = g->members.emplace(new_id, std::move(m)).first->second;
-        if (g->state == group_state::stable && same_protocols(placed.protocols, params.protocols)) {
+        // As in Kafka: a Stable group takes the rejoined member's new protocols and
+        // metadata without a rebalance unless they change the protocol the group would
+        // select (cooperative clients' metadata carries owned partitions and so always
+        // differs).
+        const std::vector<protocol_entry> old_protocols = placed.protocols;
+        placed.protocols = params.protocols;
+        const bool same_selection =
+            g->state == group_state::stable && g->select_protocol() == g->protocol_name;
+        placed.protocols = old_protocols;
+        if (same_selection) {
+          placed.protocols = std::move(params.protocols);
+          placed.session_timeout_ms = params.session_timeout_ms;
+          placed.rebalance_timeout_ms = params.rebalance_timeout_ms;
           // The stored membership names the old member id; record the new one. (If this
           // append fails the old id comes back after a reload; the member then gets
           // UNKNOWN_MEMBER_ID and rejoins with its instance id.)

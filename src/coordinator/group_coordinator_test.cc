@@ -354,10 +354,20 @@ TEST_F(group_coordinator_test, static_member_rejoin_replaces_the_member_id_witho
   EXPECT_EQ(coord_->heartbeat(kP, "g", 1, old_id, std::string("instance-1")),
             error_code::fenced_instance_id);
 
-  // Changed metadata does rebalance.
-  auto changed = join(params("", {"range", "sticky"}, "instance-1"));
+  // New metadata for the same selected protocol: taken over without a rebalance.
+  auto more = params("", {"range", "sticky"}, "instance-1");
+  more.protocols[0].metadata = b("md-range-v2");
+  auto same = join(more);
+  ASSERT_TRUE(same->has_value());
+  EXPECT_EQ((*same)->generation_id, 1);
+  EXPECT_EQ(coord_->state_of("g"), group_state::stable);
+  EXPECT_EQ(coord_->describe(kP, "g").members.at(0).metadata, b("md-range-v2"));
+
+  // Protocols that change the selected protocol do rebalance.
+  auto changed = join(params("", {"sticky", "range"}, "instance-1"));
   ASSERT_TRUE(changed->has_value());
   EXPECT_EQ((*changed)->generation_id, 2);
+  EXPECT_EQ((*changed)->protocol_name, "sticky");
 }
 
 TEST_F(group_coordinator_test, commits_are_validated_against_generation_and_member) {
