@@ -133,6 +133,9 @@ asio::awaitable<void> fetch(request_context& ctx, fetch_request& req, fetch_resp
       auto& pr = resp.responses[w.topic_index].partitions.emplace_back();
       pr.partition_index = w.request->partition;
       pr.aborted_transactions = std::nullopt;
+      // Errors carry empty, not null, records, as Kafka sends them: librdkafka rejects a
+      // null record set (MessageSetSize -1) and retries the fetch in a tight loop.
+      pr.record_set = records::empty();
       if (w.resolve_error != error_code::none) {
         pr.error_code = to_wire(w.resolve_error);
         pr.high_watermark = -1;
