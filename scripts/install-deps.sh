@@ -29,9 +29,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ "$mode" = test ]; then
-  for s in "$root"/tests/interop/*/install.sh; do
+  # Every test folder that needs clients or tools installs them itself (idempotently).
+  for s in "$root"/tests/interop/*/install.sh "$root"/tests/*/install.sh; do
     [ -f "$s" ] || continue
-    echo "install-deps: $(basename "$(dirname "$s")")"
+    echo "install-deps: ${s#$root/}"
     bash "$s"
   done
 fi
