@@ -1,9 +1,25 @@
 #include "common/shard.h"
 
+#include "common/log.h"
+
 namespace varve {
 namespace {
 thread_local int t_current_shard = -1;
+
+// Runs a loop until it is stopped. An exception that escapes a handler (a bug, or an I/O
+// error a handler did not expect) is logged with its shard and the loop keeps serving,
+// rather than the whole broker terminating; the operation that threw is abandoned.
+void run_loop(asio::io_context& loop, unsigned shard) {
+  for (;;) {
+    try {
+      loop.run();
+      return;
+    } catch (const std::exception& e) {
+      VLOG_ERROR("shard") << "event loop " << shard << ": unhandled exception: " << e.what();
+    }
+  }
 }
+}  // namespace
 
 shard_set::shard_set(unsigned count) {
   if (count == 0) count = 1;
@@ -33,11 +49,11 @@ void shard_set::run() {
   for (unsigned i = 1; i < count(); ++i) {
     threads_.emplace_back([this, i] {
       t_current_shard = static_cast<int>(i);
-      loops_[i]->run();
+      run_loop(*loops_[i], i);
     });
   }
   t_current_shard = 0;
-  loops_[0]->run();
+  run_loop(*loops_[0], 0);
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }

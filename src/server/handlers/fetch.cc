@@ -24,8 +24,12 @@ struct wanted_partition {
 };
 
 // Shared between a waiting fetch and the partitions it is registered with.
+// `notified` closes the race between a wake-up and the wait: a wake posted while the fetch
+// is still registering with its other partitions finds no pending wait to cancel, so it
+// records the notification and the fetch skips waiting. Both run on the fetch's own loop.
 struct fetch_wait {
   explicit fetch_wait(asio::any_io_executor ex) : timer(ex) {}
+  bool notified = false;
   asio::steady_timer timer;
 };
 
@@ -80,7 +84,10 @@ void register_waiter(replication::partition* p, int64_t seen_hw, std::weak_ptr<f
   if (!p) return;
   auto wake = [weak, executor] {
     asio::post(executor, [weak] {
-      if (auto s = weak.lock()) s->timer.cancel();
+      if (auto s = weak.lock()) {
+        s->notified = true;
+        s->timer.cancel();
+      }
     });
   };
   // Data that arrived between our read and this registration must not be missed.
@@ -182,6 +189,7 @@ asio::awaitable<void> fetch(request_context& ctx, fetch_request& req, fetch_resp
       });
     }
     asio::error_code ec;
+    if (wait->notified) continue;  // data arrived while registering: read again now
     note_fetch_waiting(ctx, true);
     co_await wait->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     note_fetch_waiting(ctx, false);
