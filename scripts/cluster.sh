@@ -106,7 +106,10 @@ admin.enableServer=false
 4lw.commands.whitelist=ruok,srvr,stat,cons
 EOF
   echo "$zk_port" >"$zk_dir/port"
-  nohup java -Xmx256m -cp "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar" \
+  local cp=/etc/zookeeper/conf:/usr/share/java/zookeeper.jar
+  # ZooKeeper logs through SLF4J; without a binding it logs nothing.
+  [ -f /usr/share/java/slf4j-simple.jar ] && cp=$cp:/usr/share/java/slf4j-simple.jar
+  nohup java -Xmx256m -cp "$cp" -Dorg.slf4j.simpleLogger.showDateTime=true \
     -Dzookeeper.admin.enableServer=false \
     "$zk_pattern" "$zk_dir/zoo.cfg" >"$zk_dir/zookeeper.log" 2>&1 </dev/null &
   echo $! >"$zk_dir/zookeeper.pid"

@@ -112,50 +112,65 @@ struct rearm_context {
   zk_watch* watch;
 };
 
-void stat_ignored(int, const struct Stat*, const void*) {}
-
-void rearm_children_async(zhandle_t* zh, zk_watch* w);
-
-// A children watch fell back to an exists watch because the node was gone. If the node came
-// back in between (ZOK), that exists watch only covers its data: go back to children.
-void exists_rearmed(int rc, const struct Stat*, const void* data) {
-  auto* ctx = static_cast<const rearm_context*>(data);
-  if (rc == ZOK) rearm_children_async(ctx->zh, ctx->watch);
-  delete ctx;
-}
-
-void children_rearmed(int rc, const struct String_vector*, const void* data) {
-  auto* ctx = static_cast<const rearm_context*>(data);
-  if (rc == ZNONODE) {
-    auto* next = new rearm_context{ctx->zh, ctx->watch};
-    if (zoo_awexists(ctx->zh, ctx->watch->path.c_str(), path_event, ctx->watch, exists_rearmed,
-                     next) != ZOK)
-      delete next;
-  }
-  delete ctx;
-}
-
-void rearm_children_async(zhandle_t* zh, zk_watch* w) {
-  auto* ctx = new rearm_context{zh, w};
-  if (zoo_awget_children(zh, w->path.c_str(), path_event, w, children_rearmed, ctx) != ZOK)
-    delete ctx;
-}
-
-// Runs on the client's completion thread: re-arm first (asynchronously — a synchronous call
-// here would deadlock), then tell the owner.
-void path_event(zhandle_t* zh, int type, int state, const char* path, void* ctx) {
-  if (type == ZOO_SESSION_EVENT || type == ZOO_NOTWATCHING_EVENT) return;
-  auto* w = static_cast<zk_watch*>(ctx);
-  if (w->children) {
-    rearm_children_async(zh, w);
-  } else {
-    zoo_awexists(zh, w->path.c_str(), path_event, w, stat_ignored, nullptr);
-  }
+void run_callback(zk_watch* w) {
   try {
     w->callback(w->path);
   } catch (const std::exception& e) {
     VLOG_ERROR("zookeeper") << "watch callback for " << w->path << " threw: " << e.what();
   }
+}
+
+void rearm_async(zhandle_t* zh, zk_watch* w);
+
+// The re-arm chain runs on the completion thread (a synchronous call there would deadlock)
+// and calls the owner only once the server has registered the new watch: any change after
+// the callback started fires it again; changes before are seen by the owner's re-read.
+void exists_rearmed(int rc, const struct Stat*, const void* data) {
+  auto* ctx = static_cast<const rearm_context*>(data);
+  zk_watch* w = ctx->watch;
+  zhandle_t* zh = ctx->zh;
+  delete ctx;
+  // A children watch fell back to an exists watch because the node was gone. If the node came
+  // back in between (ZOK), that exists watch only covers its data: go back to children.
+  if (w->children && rc == ZOK) return rearm_async(zh, w);
+  if (rc != ZOK && rc != ZNONODE) {
+    VLOG_WARN("zookeeper") << "re-arming the watch on " << w->path << ": " << zerror(rc);
+  }
+  run_callback(w);
+}
+
+void children_rearmed(int rc, const struct String_vector*, const void* data) {
+  auto* ctx = static_cast<const rearm_context*>(data);
+  if (rc == ZNONODE) {
+    // Watch for the node's creation instead.
+    if (zoo_awexists(ctx->zh, ctx->watch->path.c_str(), path_event, ctx->watch, exists_rearmed,
+                     ctx) == ZOK)
+      return;  // ctx now belongs to exists_rearmed
+    rc = ZINVALIDSTATE;
+  }
+  if (rc != ZOK) {
+    VLOG_WARN("zookeeper") << "re-arming the watch on " << ctx->watch->path << ": " << zerror(rc);
+  }
+  zk_watch* w = ctx->watch;
+  delete ctx;
+  run_callback(w);
+}
+
+void rearm_async(zhandle_t* zh, zk_watch* w) {
+  auto* ctx = new rearm_context{zh, w};
+  const int rc =
+      w->children
+          ? zoo_awget_children(zh, w->path.c_str(), path_event, w, children_rearmed, ctx)
+          : zoo_awexists(zh, w->path.c_str(), path_event, w, exists_rearmed, ctx);
+  if (rc != ZOK) {  // not even queued (handle closing or expired): still tell the owner
+    delete ctx;
+    run_callback(w);
+  }
+}
+
+void path_event(zhandle_t* zh, int type, int state, const char* path, void* ctx) {
+  if (type == ZOO_SESSION_EVENT || type == ZOO_NOTWATCHING_EVENT) return;
+  rearm_async(zh, static_cast<zk_watch*>(ctx));
 }
 
 // Synchronous arming (caller's thread or the session thread, never the completion thread).
@@ -195,8 +210,16 @@ void zk_store::session_event(zhandle_t* zh, int type, int state, const char*, vo
       VLOG_WARN("zookeeper") << "session state " << state_name(state);
     }
   }
+  // Back on the same session after a disconnect: the client restores the watches it had
+  // registered, but a re-arm that failed while disconnected left its watch unregistered.
+  // Re-arm all (idempotent) and let owners re-read.
+  const bool reconnected = state == ZOO_CONNECTED_STATE && self->state_ != 0 &&
+                           self->state_ != ZOO_CONNECTED_STATE;
   self->state_ = state;
   if (state == ZOO_EXPIRED_SESSION_STATE) self->expired_ = true;
+  if (reconnected) {
+    for (auto& w : self->watches_) rearm_async(zh, w.get());
+  }
   self->cv_.notify_all();
 }
 

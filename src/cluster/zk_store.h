@@ -109,8 +109,10 @@ class zk_store final : public metadata_store {
   std::string create_sequential(const std::string& prefix, const std::string& data);
 
   // Calls `callback(path)` after the node's children change (also on creation/deletion of
-  // the node itself). The watch is re-armed before the callback runs, so no later change is
-  // missed; a callback means "re-read", several changes may be folded into one call.
+  // the node itself). The callback runs only once the server has re-registered the watch,
+  // so any change after it started fires it again; a callback means "re-read", several
+  // changes may be folded into one call, and spurious calls happen (after a reconnect or a
+  // new session, when changes may have been missed).
   void watch_children(const std::string& path, watch_callback callback);
   // Same for the node's data: creation, deletion and every set() fire it.
   void watch_data(const std::string& path, watch_callback callback);
