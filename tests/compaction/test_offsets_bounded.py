@@ -25,7 +25,7 @@ SEGMENT_BYTES = 262144                # must match offsets.topic.segment.bytes
 # key (10 offset records, ~80 bytes each, in at most a couple of batches: under a kilobyte;
 # INACTIVE_BOUND leaves room for batch framing split over two segments) and the active
 # segment is below segment.bytes, so the partition cannot legitimately exceed
-# 2 x segment.bytes. Without compaction the 100,000 commits occupy ~7.6 MB (29 segments).
+# 2 x segment.bytes. Without compaction the 100,000 commits occupy 7.6 MB (30 segments).
 BOUND = 2 * SEGMENT_BYTES
 INACTIVE_BOUND = 16384
 CLEAN_TIMEOUT = 90.0
