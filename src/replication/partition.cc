@@ -251,7 +251,7 @@ void partition::housekeeping(int64_t now_ms, bool retention_due) {
                       << " segment(s); log start offset now " << log_->log_start_offset();
     }
   }
-  if (config_.log.compact) {
+  if (config_.log.compact && config_.cleaner_enable) {
     // At most one cleaning pass per tick (storage/log_cleaner.h); it logs what it cleaned.
     storage::maybe_clean(*log_, now_ms, high_watermark_);
   }

@@ -34,6 +34,7 @@ struct topic_partition {
 struct partition_config {
   storage::log_config log;
   int32_t min_insync_replicas = 1;
+  bool cleaner_enable = true;  // log.cleaner.enable: compacted topics are cleaned
 };
 
 struct produce_outcome {

@@ -57,6 +57,7 @@ replication::partition_config broker::partition_config_for(const cluster::topic_
   l.max_compaction_lag_ms = s.max_compaction_lag_ms;
   l.min_cleanable_dirty_ratio = s.min_cleanable_dirty_ratio;
   out.min_insync_replicas = s.min_insync_replicas;
+  out.cleaner_enable = config_.get_bool("log.cleaner.enable");
   return out;
 }
 
