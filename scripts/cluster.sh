@@ -111,14 +111,14 @@ EOF
   [ -f /usr/share/java/slf4j-simple.jar ] && cp=$cp:/usr/share/java/slf4j-simple.jar
   nohup java -Xmx256m -cp "$cp" -Dorg.slf4j.simpleLogger.showDateTime=true \
     -Dzookeeper.admin.enableServer=false \
-    "$zk_pattern" "$zk_dir/zoo.cfg" >"$zk_dir/zookeeper.log" 2>&1 </dev/null &
+    "$zk_pattern" "$zk_dir/zoo.cfg" >>"$zk_dir/zookeeper.log" 2>&1 </dev/null &
   echo $! >"$zk_dir/zookeeper.pid"
   for _ in $(seq 300); do
     if [ "$( (exec 3<>"/dev/tcp/127.0.0.1/$zk_port"; echo ruok >&3; timeout 2 cat <&3) 2>/dev/null)" = imok ]; then
       echo "zookeeper: pid $(cat "$zk_dir/zookeeper.pid"), 127.0.0.1:$zk_port, data $zk_dir/data"
       return 0
     fi
-    running "$zk_dir/zookeeper.pid" "$zk_pattern" || break
+    kill -0 "$(cat "$zk_dir/zookeeper.pid")" 2>/dev/null || break  # (cmdline may not show java yet)
     sleep 0.1
   done
   echo "cluster.sh: ZooKeeper did not come up on port $zk_port; its log:" >&2
@@ -162,7 +162,7 @@ wait_broker() {
       echo "broker $i: pid $(cat "$bdir/broker.pid"), 127.0.0.1:$port, data $bdir/data"
       return 0
     fi
-    running "$bdir/broker.pid" "$varve_bin" || break
+    kill -0 "$(cat "$bdir/broker.pid")" 2>/dev/null || break
     sleep 0.1
   done
   echo "cluster.sh: broker $i did not listen on $port; its log:" >&2

@@ -198,9 +198,10 @@ class tcp_proxy {
         fds.push_back({b, POLLIN, 0});
       }
       if (::poll(fds.data(), fds.size(), 50) <= 0) continue;
-      if (fds[0].revents & POLLIN) accept_one();
+      // Only the pairs polled above (accept_one() appends after this loop).
+      const size_t polled = (fds.size() - 1) / 2;
       std::vector<size_t> dead;
-      for (size_t i = 0; i < pairs_.size(); ++i) {
+      for (size_t i = 0; i < polled; ++i) {
         auto [a, b] = pairs_[i];
         if (!pump(fds[1 + 2 * i].revents, a, b) || !pump(fds[2 + 2 * i].revents, b, a))
           dead.push_back(i);
@@ -210,6 +211,7 @@ class tcp_proxy {
         ::close(pairs_[*it].second);
         pairs_.erase(pairs_.begin() + static_cast<long>(*it));
       }
+      if (fds[0].revents & POLLIN) accept_one();
     }
   }
   void accept_one() {
