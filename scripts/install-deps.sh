@@ -11,8 +11,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 build_pkgs=(build-essential cmake ninja-build pkg-config python3 ccache
   libasio-dev libzstd-dev liblz4-dev libsnappy-dev zlib1g-dev libssl-dev libgtest-dev nlohmann-json3-dev
-  librdkafka-dev)
-test_pkgs=(clang libclang-rt-14-dev python3-venv python3-pip kcat)
+  librdkafka-dev libzookeeper-mt-dev)
+test_pkgs=(clang libclang-rt-14-dev python3-venv python3-pip kcat zookeeper)
 
 missing=()
 want=("${build_pkgs[@]}")
