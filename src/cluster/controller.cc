@@ -237,8 +237,10 @@ topic_result controller::create_topic(const std::string& name, int32_t num_parti
   const int32_t live_brokers = 1;
   if (replication_factor > live_brokers) {
     return {error_code::invalid_replication_factor,
-            "Replication factor: " + std::to_string(replication_factor) +
-                " larger than available brokers: " + std::to_string(live_brokers) + "."};
+            "Unable to replicate the partition " + std::to_string(replication_factor) +
+                " time(s): The target replication factor of " +
+                std::to_string(replication_factor) + " cannot be reached because only " +
+                std::to_string(live_brokers) + " broker(s) are registered."};
   }
   if (std::string err = validate_configs_(configs); !err.empty()) {
     return {error_code::invalid_config, err};

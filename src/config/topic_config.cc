@@ -214,6 +214,14 @@ std::vector<config_entry> describe_broker_configs(const broker_config& broker) {
     e.type = d.type;
     e.documentation = std::string(d.doc);
     e.synonyms.push_back({e.name, e.value, e.source});
+    // broker.id and node.id name the same thing; report the id the broker runs with, as
+    // Kafka does (STATIC_BROKER_CONFIG when either key was set).
+    if ((d.name == "broker.id" || d.name == "node.id") && !broker.is_set(d.name) &&
+        (broker.is_set("broker.id") || broker.is_set("node.id"))) {
+      e.value = std::to_string(broker.node_id());
+      e.source = config_source::static_broker_config;
+      e.synonyms.insert(e.synonyms.begin(), {e.name, e.value, e.source});
+    }
     out.push_back(std::move(e));
   }
   return out;
