@@ -252,12 +252,19 @@ class tcp_proxy {
   std::thread thread_;
 };
 
-// Cuts the store off from ZooKeeper for longer than its session timeout, so the server
-// expires the session, then heals the partition.
-void expire_by_partition(tcp_proxy& proxy, std::chrono::milliseconds session_timeout) {
+// Cuts the store off from ZooKeeper until the server has expired its session — seen by
+// `observer` (another session) as the store's ephemeral `path` disappearing — then heals the
+// partition. False if that did not happen within 30 s.
+bool expire_by_partition(tcp_proxy& proxy, zk_store& observer, const std::string& path) {
   proxy.partition(true);
-  std::this_thread::sleep_for(session_timeout + 2500ms);  // + the server's expiry tick slack
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  bool expired = false;
+  while (!expired && std::chrono::steady_clock::now() < deadline) {
+    expired = !observer.get(path).has_value();
+    if (!expired) std::this_thread::sleep_for(100ms);
+  }
   proxy.partition(false);
+  return expired;
 }
 
 TEST(zk_store_e2e, create_get_set_follow_versions_and_set_is_conditional) {
@@ -414,7 +421,7 @@ TEST(zk_store_e2e, session_expiry_recreates_ephemerals_rearms_watches_and_report
   store.watch_children("/brokers/topics", [&](const std::string&) { topic_events.hit(); });
 
   const int64_t old_session = store.session_id();
-  expire_by_partition(proxy, session_timeout);
+  ASSERT_TRUE(expire_by_partition(proxy, other, "/brokers/ids/7")) << "session never expired";
   // While cut off, the server deleted the old session's ephemerals.
   ASSERT_TRUE(reestablished.wait_for_at_least(1, 20s)) << "session was not re-established";
   {
@@ -439,7 +446,7 @@ TEST(zk_store_e2e, session_expiry_recreates_ephemerals_rearms_watches_and_report
 
   // A removed ephemeral is not brought back by a later expiry.
   ASSERT_TRUE(store.remove_recursive("/controller"));
-  expire_by_partition(proxy, session_timeout);
+  ASSERT_TRUE(expire_by_partition(proxy, other, "/brokers/ids/7")) << "session never expired";
   ASSERT_TRUE(reestablished.wait_for_at_least(2, 20s));
   EXPECT_TRUE(store.get("/brokers/ids/7"));
   EXPECT_FALSE(store.get("/controller"));
