@@ -63,6 +63,12 @@ class zookeeper_server : public ::testing::Environment {
     g_port = free_loopback_port();
     ASSERT_GT(g_port, 0);
     ASSERT_EQ(zk_start(), 0) << "ZooKeeper did not start (Debian package `zookeeper`)";
+    // If this process is killed (a ctest timeout), TearDown never runs: a watchdog stops
+    // ZooKeeper once this process is gone.
+    const std::string watchdog = "nohup bash -c 'while kill -0 " + std::to_string(::getpid()) +
+                                 " 2>/dev/null; do sleep 1; done; " + VARVE_CLUSTER_SH +
+                                 " zk-stop --dir " + g_dir + "' >/dev/null 2>&1 &";
+    ASSERT_EQ(std::system(watchdog.c_str()), 0);
   }
   void TearDown() override {
     if (g_dir.empty()) return;
