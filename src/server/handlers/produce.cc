@@ -1,4 +1,5 @@
-// Produce: append each partition's record batch on its owning shard.
+// Produce: append each partition's record batch on its owning shard (one hop per shard,
+// all shards concurrently).
 // acks=0 sends no response; acks=1 answers after the leader's append; acks=-1 also waits
 // for the high watermark (immediate while the ISR is this broker alone) and fails with
 // NOT_ENOUGH_REPLICAS when the ISR is below min.insync.replicas.
@@ -66,18 +67,32 @@ void record_error(request_context& ctx, int16_t code) {
     probe->record_error(produce_request::api_key, code);
   }
 }
-}  // namespace
 
-asio::awaitable<void> produce(request_context& ctx, produce_request& req, produce_response& resp) {
-  if (req.acks == 0) ctx.send_response = false;
+// One partition's append, prepared on the connection's loop and run on the partition's.
+struct pending_append {
+  replication::topic_partition tp;
+  std::span<uint8_t> batch;
+  produce_response::partition_produce_response* response = nullptr;
+  replication::produce_outcome outcome;
+};
+
+// Builds the whole response skeleton first (so pointers into it stay valid), answering the
+// partitions that fail the request-level checks, and returns the appends to run.
+std::vector<pending_append> prepare(request_context& ctx, const produce_request& req,
+                                    produce_response& resp) {
   auto md = ctx.b.metadata();
-  const int64_t now = now_ms();
-  for (auto& topic : req.topic_data) {
+  for (const auto& topic : req.topic_data) {
     auto& tr = resp.responses.emplace_back();
     tr.name = topic.name;
+    tr.partition_responses.resize(topic.partition_data.size());
+  }
+  std::vector<pending_append> out;
+  for (size_t t = 0; t < req.topic_data.size(); ++t) {
+    const auto& topic = req.topic_data[t];
     auto tmeta = md->find(topic.name);
-    for (auto& pd : topic.partition_data) {
-      auto& pr = tr.partition_responses.emplace_back();
+    for (size_t i = 0; i < topic.partition_data.size(); ++i) {
+      const auto& pd = topic.partition_data[i];
+      auto& pr = resp.responses[t].partition_responses[i];
       if (!check_partition(req, tmeta.get(), pd, pr)) {
         record_error(ctx, pr.error_code);
         if (req.acks == 0) ctx.close_connection = true;
@@ -86,17 +101,49 @@ asio::awaitable<void> produce(request_context& ctx, produce_request& req, produc
       // The request frame is owned by this request alone: the batch header is rewritten in
       // place (offsets, leader epoch) and the same bytes go to the segment file.
       const auto bytes = pd.record_set.contiguous();
-      std::span<uint8_t> batch(const_cast<uint8_t*>(bytes.data()), bytes.size());
-      const replication::topic_partition tp{topic.name, pd.index};
-      const int16_t acks = req.acks;
-      auto out = co_await on_partition(ctx.b, tp, [&](replication::partition* p) {
-        return append_to(p, batch, acks, now);
-      });
-      fill_outcome(out, pr);
-      record_error(ctx, pr.error_code);
-      if (req.acks == 0 && out.error != error_code::none) ctx.close_connection = true;
+      out.push_back({{topic.name, pd.index},
+                     std::span<uint8_t>(const_cast<uint8_t*>(bytes.data()), bytes.size()),
+                     &pr,
+                     {}});
     }
   }
+  return out;
+}
+
+// Per shard, a task appending that shard's partitions in request order.
+std::vector<std::function<void()>> append_tasks(broker& b, std::vector<pending_append>& items,
+                                                std::vector<std::vector<pending_append*>>& by_shard,
+                                                int16_t acks, int64_t now) {
+  by_shard.assign(b.shards().count(), {});
+  for (auto& it : items) by_shard[b.shard_of(it.tp)].push_back(&it);
+  std::vector<std::function<void()>> work(by_shard.size());
+  for (unsigned s = 0; s < by_shard.size(); ++s) {
+    if (by_shard[s].empty()) continue;
+    work[s] = [&b, &by_shard, s, acks, now] {
+      for (pending_append* it : by_shard[s]) {
+        it->outcome = append_to(b.replicas(s).get(it->tp), it->batch, acks, now);
+      }
+    };
+  }
+  return work;
+}
+
+void finish(request_context& ctx, int16_t acks, std::vector<pending_append>& items) {
+  for (auto& it : items) {
+    fill_outcome(it.outcome, *it.response);
+    record_error(ctx, it.response->error_code);
+    if (acks == 0 && it.outcome.error != error_code::none) ctx.close_connection = true;
+  }
+}
+}  // namespace
+
+asio::awaitable<void> produce(request_context& ctx, produce_request& req, produce_response& resp) {
+  if (req.acks == 0) ctx.send_response = false;
+  std::vector<pending_append> items = prepare(ctx, req, resp);
+  std::vector<std::vector<pending_append*>> by_shard;
+  auto work = append_tasks(ctx.b, items, by_shard, req.acks, now_ms());
+  co_await run_on_shards(ctx.b, work);
+  finish(ctx, req.acks, items);
 }
 
 }  // namespace varve::server::handlers

@@ -1,6 +1,8 @@
 #pragma once
 // Helpers shared by handlers: time, and running work on the shard that owns a partition.
 #include <chrono>
+#include <functional>
+#include <vector>
 
 #include "replication/partition.h"
 #include "server/broker.h"
@@ -24,5 +26,16 @@ auto on_partition(broker& b, const replication::topic_partition& tp, F fn)
   auto op = b.shards().invoke_on(shard, [&b, &tp, shard, &fn] { return fn(b.replicas(shard).get(tp)); });
   co_return co_await std::move(op);
 }
+
+}  // namespace varve::server::handlers
+
+namespace varve::server::handlers {
+
+// Runs work[s]() on shard s for every non-empty entry, all shards concurrently, and
+// resumes the caller once every one has finished: one hop per shard instead of one per
+// partition. The entry for the caller's own shard runs inline. `work` must stay alive until
+// this returns (it does: the caller is suspended). An exception thrown by any entry is
+// rethrown here, after all entries have finished.
+asio::awaitable<void> run_on_shards(broker& b, std::vector<std::function<void()>>& work);
 
 }  // namespace varve::server::handlers
