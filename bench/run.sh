@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # make bench: Varve against Apache Kafka 4.x on this machine, in one run, with one client.
 #
-#   bench/run.sh [--quick|--full|--smoke]     (default --quick)
+#   bench/run.sh [--quick|--full|--smoke] [--only w7]     (default --quick, every workload)
 #
 # --quick  every workload, small sizes: finishes in well under 10 minutes on 2 cores
 #          (W4 reads the ~1.4 GiB topic W1 wrote, not 2 GiB).
 # --full   W1 writes 2.5 GiB, W4 reads it warm and, when /proc/sys/vm/drop_caches is
 #          writable, cold; W3 runs 60 s.
-# --smoke  seconds-long workloads against Varve only: checks that the harness works.
+# --smoke  seconds-long workloads against Varve only: checks that the harness works
+#          (W7 with 100 partitions and 100 connections for 3 s).
+# --only w7  just W7 (both brokers, or Varve only with --smoke), no machine limits.
 #
 # For each broker in turn (fresh data directory under $BENCH_TMP, loopback ports, RF=1,
 # 6 partitions, 1 GiB segments, default flush policy = leave it to the OS, 168 h retention)
@@ -15,6 +17,10 @@
 # W1 (produce max throughput), W4 (consume max throughput), W3 (end-to-end latency at a
 # fixed rate, acks=all) and runs Kafka's own ProducerPerformance / ConsumerPerformance as a
 # cross-check. The machine's loopback and sequential-write bandwidth are measured first.
+# W7 (scale) then runs on a freshly started broker of each kind: create a topic of 1,000
+# partitions (timed), hold 1,000 client connections (4 librdkafka producers + 996 raw
+# connections that handshake and refresh metadata, see `varve-loadgen scale`), sample the
+# broker's RSS, produce at full speed over all 1,000 partitions for a fixed time.
 # Prints one table (Varve, Kafka, Varve/Kafka); every log lands in $BENCH_BUILD/bench-last/.
 #
 # Environment: BENCH_BUILD (default build-bench: the load generator, logs of the last run),
@@ -25,18 +31,37 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 mode=quick
-case "${1:-}" in
-  ""|--quick) mode=quick ;;
-  --full) mode=full ;;
-  --smoke) mode=smoke ;;
-  *) echo "usage: bench/run.sh [--quick|--full|--smoke]" >&2; exit 2 ;;
-esac
+only=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) mode=quick ;;
+    --full) mode=full ;;
+    --smoke) mode=smoke ;;
+    --only) [ "${2:-}" = w7 ] || { echo "bench/run.sh: --only takes w7" >&2; exit 2; }
+            only=w7; shift ;;
+    *) echo "usage: bench/run.sh [--quick|--full|--smoke] [--only w7]" >&2; exit 2 ;;
+  esac
+  shift
+done
 
 case $mode in
   smoke) w1_records=20000; w3_rate=200; w3_seconds=2; w3_warmup=1; xp_records=0; loop_s=1; dd_mib=64 ;;
   quick) w1_records=1500000; w3_rate=1000; w3_seconds=15; w3_warmup=2; xp_records=300000; loop_s=3; dd_mib=1024 ;;
   full) w1_records=2600000; w3_rate=1000; w3_seconds=60; w3_warmup=5; xp_records=1000000; loop_s=5; dd_mib=4096 ;;
 esac
+# W7: partitions of its topic, client connections held (of which w7_producers produce),
+# seconds of produce.
+case $mode in
+  smoke) w7_partitions=100; w7_connections=100; w7_producers=4; w7_seconds=3 ;;
+  quick) w7_partitions=1000; w7_connections=1000; w7_producers=4; w7_seconds=20 ;;
+  full) w7_partitions=1000; w7_connections=1000; w7_producers=4; w7_seconds=60 ;;
+esac
+# Each raw W7 connection refreshes metadata once per w7_refresh_s, the default period of
+# Kafka's clients (metadata.max.age.ms, topic.metadata.refresh.interval.ms = 5 min).
+w7_refresh_s=300
+# W7 holds ~1,000 sockets in the broker and in the load generator, plus the broker's segment
+# and index files of 1,000 partitions.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 record_size=1024
 partitions=6
 segment_bytes=1073741824
@@ -129,6 +154,7 @@ step() {
 }
 
 # -------------------------------------------------------------------------- machine limits
+if [ -z "$only" ]; then
 log "machine: loopback TCP bandwidth (${loop_s}s)"
 step "$logs/loopback.log" "$loadgen" loopback --seconds "$loop_s"
 R[machine.loopback]=$(field "$logs/loopback.log" mb_per_s)
@@ -140,6 +166,9 @@ else
   R[machine.seqwrite]=n/a
 fi
 rm -f "$tmp/dd.bin"
+else
+  R[machine.loopback]=n/a; R[machine.seqwrite]=n/a
+fi
 
 # ------------------------------------------------------------------------------- brokers
 start_varve() {  # start_varve DIR PORT -> broker_pid
@@ -300,8 +329,45 @@ run_broker() {  # run_broker NAME(varve|kafka)
   rm -rf "$dir/data"
 }
 
-run_broker varve
-[ "$mode" = smoke ] || run_broker kafka
+# run_w7 NAME: W7 on a broker started afresh (so its memory is W7's alone).
+run_w7() {
+  local name=$1 dir=$tmp/$1-w7 port
+  current_broker=$name
+  port=$(free_port)
+  mkdir -p "$dir"
+  local b=127.0.0.1:$port
+  [ "$name" = kafka ] && prepare_kafka "$dir" "$port"
+  log "$name: W7 start a fresh broker"
+  if [ "$name" = varve ]; then start_varve "$dir" "$port" "$name.w7"; else start_kafka "$dir" "$port" "$name.w7"; fi
+  current_broker=$name.w7
+  step "$logs/$name.w7probe.log" "$loadgen" probe --brokers "$b" --timeout-s 120
+  log "$name: W7 create a topic of $w7_partitions partitions"
+  step "$logs/$name.w7create.log" "$loadgen" create --brokers "$b" --topic w7 \
+    --partitions "$w7_partitions" --config "segment.bytes=$segment_bytes"
+  R[$name.w7_create]=$(field "$logs/$name.w7create.log" seconds)
+  sleep 2
+  R[$name.w7_rss_topic]=$(rss_mib "$broker_pid" VmRSS)
+  log "$name: W7 $w7_connections connections ($w7_producers producing) for ${w7_seconds}s over $w7_partitions partitions"
+  step "$logs/$name.w7.log" "$loadgen" scale --brokers "$b" --topic w7 \
+    --connections "$w7_connections" --producers "$w7_producers" --seconds "$w7_seconds" \
+    --record-size "$record_size" --broker-pid "$broker_pid" --acks 1 --linger-ms 5 \
+    --batch-size 1000000 --inflight 5 --refresh-s "$w7_refresh_s"
+  local k
+  for k in records_per_s mb_per_s p99_ms broker_cpu_s_per_gib rss_open_mib rss_end_mib hwm_mib \
+           broker_sockets_open; do
+    R[$name.w7_$k]=$(field "$logs/$name.w7.log" "$k")
+  done
+  log "$name: W7 ${R[$name.w7_mb_per_s]} MB/s; RSS ${R[$name.w7_rss_open_mib]} MiB with the connections open"
+  stop_broker
+  rm -rf "$dir/data"
+}
+
+if [ -z "$only" ]; then
+  run_broker varve
+  [ "$mode" = smoke ] || run_broker kafka
+fi
+run_w7 varve
+[ "$mode" = smoke ] || run_w7 kafka
 
 # --------------------------------------------------------------------------------- table
 ratio() {
@@ -313,7 +379,7 @@ row() {  # row LABEL METRIC
   [ "$mode" = smoke ] && k=-
   printf '| %-52s | %12s | %12s | %11s |\n' "$1" "$v" "$k" "$(ratio "$v" "$k")"
 }
-w1_pct=$(awk -v a="${R[varve.w1_mbps]}" -v s="${R[machine.seqwrite]}" \
+w1_pct=$(awk -v a="${R[varve.w1_mbps]:-0}" -v s="${R[machine.seqwrite]}" \
   'BEGIN { if (s > 0) printf "%.0f%%", 100 * a / s; else printf "n/a" }')
 kw1_pct=$(awk -v a="${R[kafka.w1_mbps]:-0}" -v s="${R[machine.seqwrite]}" \
   'BEGIN { if (s > 0 && a > 0) printf "%.0f%%", 100 * a / s; else printf "n/a" }')
@@ -321,13 +387,14 @@ kw1_pct=$(awk -v a="${R[kafka.w1_mbps]:-0}" -v s="${R[machine.seqwrite]}" \
 elapsed=$(( $(date +%s) - started_all ))
 {
   echo
-  echo "mode=$mode  varve=$VARVE_BIN  kafka=${kafka_version:-n/a}  record=$record_size B  partitions=$partitions  RF=1  elapsed=${elapsed}s"
+  echo "mode=$mode${only:+ only=$only}  varve=$VARVE_BIN  kafka=${kafka_version:-n/a}  record=$record_size B  partitions=$partitions  RF=1  elapsed=${elapsed}s"
   echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2/1048576 }' /proc/meminfo), kernel $(uname -r);" \
        "loopback ${R[machine.loopback]} MB/s; sequential write (O_DIRECT) ${R[machine.seqwrite]} MB/s"
   echo
   printf '| %-52s | %12s | %12s | %11s |\n' workload Varve Kafka Varve/Kafka
   printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..54})" "$(printf -- '-%.0s' {1..14})" \
     "$(printf -- '-%.0s' {1..14})" "$(printf -- '-%.0s' {1..13})"
+  if [ -z "$only" ]; then
   row "W1 produce acks=1, records/s" w1_rps
   row "W1 produce acks=1, MB/s" w1_mbps
   row "W1 produce send->ack p99, ms" w1_p99
@@ -343,8 +410,18 @@ elapsed=$(( $(date +%s) - started_all ))
   row "W5 RSS idle, MiB" rss_idle
   row "W5 peak RSS (VmHWM) after W1, MiB" rss_w1
   row "W6 start -> first acknowledged produce, ms" w6
-  printf '| %-52s | %12s | %12s | %11s |\n' "W7 1,000 partitions / 1,000 connections" "n/a" "n/a" "not implemented"
-  if [ "$xp_records" -gt 0 ]; then
+  fi
+  row "W7 create topic of $w7_partitions partitions, s" w7_create
+  row "W7 RSS with the $w7_partitions-partition topic, MiB" w7_rss_topic
+  row "W7 RSS with $w7_connections connections open, MiB" w7_rss_open_mib
+  row "W7 produce over $w7_partitions partitions, records/s" w7_records_per_s
+  row "W7 produce over $w7_partitions partitions, MB/s" w7_mb_per_s
+  row "W7 produce send->ack p99, ms" w7_p99_ms
+  row "W7 broker CPU seconds per GiB produced" w7_broker_cpu_s_per_gib
+  row "W7 RSS after produce, $w7_connections connections open, MiB" w7_rss_end_mib
+  row "W7 peak RSS (VmHWM), MiB" w7_hwm_mib
+  row "W7 broker sockets open (check: >= $w7_connections)" w7_broker_sockets_open
+  if [ -z "$only" ] && [ "$xp_records" -gt 0 ]; then
     row "cross-check kafka-producer-perf-test MB/s" xp_mbps
     row "cross-check kafka-producer-perf-test p99 ms" xp_p99
     row "cross-check kafka-consumer-perf-test fetch MB/s" xc_mbps

@@ -12,13 +12,18 @@
 //   probe     W6: retries until one produce is acknowledged; reports the time since a
 //             given wall-clock instant (the broker's start).
 //   loopback  the machine's loopback TCP bandwidth (no broker involved).
+//   scale     W7: holds N client connections (a few librdkafka producers, the rest raw
+//             Kafka connections that handshake and refresh metadata), samples the broker's
+//             memory, then produces at full speed over every partition for a fixed time.
 //
 // Every mode prints one human-readable line and one machine-readable line
 // "RESULT mode=<mode> key=value ..." that bench/run.sh parses. Exit status is non-zero when
 // the workload did not complete (a delivery error, a timeout, fewer records than asked).
 //
 // Thread-safety: produce/consume/probe are single-threaded; e2e runs the consumer on a
-// second thread that shares only atomics and its own latency vector (joined before use).
+// second thread that shares only atomics and its own latency vector (joined before use);
+// scale refreshes metadata on its raw connections from a second thread that touches only
+// those connections and atomics (joined before the connections are used again).
 
 #include <librdkafka/rdkafka.h>
 
@@ -35,8 +40,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cerrno>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -192,6 +199,11 @@ int run_create(const options& o) {
     if (comma == std::string::npos) break;
     pos = comma + 1;
   }
+  // Connect before the clock starts: the timed part is CreateTopics until every leader shows.
+  const rd_kafka_metadata_t* md0 = nullptr;
+  if (rd_kafka_metadata(rk, 0, nullptr, &md0, 30000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+    rd_kafka_metadata_destroy(md0);
+  const int64_t t0 = now_ns();
   rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
   rd_kafka_AdminOptions_t* ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
   rd_kafka_AdminOptions_set_operation_timeout(ao, 30000, err, sizeof err);
@@ -212,11 +224,13 @@ int run_create(const options& o) {
   rd_kafka_NewTopic_destroy(nt);
   rd_kafka_queue_destroy(q);
   rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
-  int parts = partition_count(rk, rkt, 60000);
+  int parts = partition_count(rk, rkt, 120000);
+  const double secs = static_cast<double>(now_ns() - t0) / 1e9;
   rd_kafka_topic_destroy(rkt);
   rd_kafka_destroy(rk);
-  std::printf("created %s with %d partitions\nRESULT mode=create partitions=%d\n", topic.c_str(),
-              parts, parts);
+  std::printf("created %s with %d partitions in %.3f s (CreateTopics until every leader shows)\n"
+              "RESULT mode=create partitions=%d seconds=%.3f\n",
+              topic.c_str(), parts, secs, parts, secs);
   return 0;
 }
 
@@ -560,6 +574,318 @@ int run_probe(const options& o) {
   return 0;
 }
 
+// ----------------------------------------------------------------------------------- scale
+
+// W7. One Kafka client connection without librdkafka: a blocking TCP socket that completes
+// the handshake every client does (ApiVersions v0, then Metadata v7 for one topic) and later
+// repeats Metadata as a periodic refresh. Costs the load generator one fd and no thread, so
+// a thousand of them fit on a 2-core machine beside the broker.
+class raw_kafka_conn {
+ public:
+  raw_kafka_conn() = default;
+  raw_kafka_conn(const raw_kafka_conn&) = delete;
+  raw_kafka_conn& operator=(const raw_kafka_conn&) = delete;
+  ~raw_kafka_conn() {
+    if (fd_ >= 0) close(fd_);
+  }
+
+  // Connects to host:port (IPv4). False on failure.
+  bool open(const sockaddr_in& addr) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd_ < 0) return false;
+    int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    timeval tv{30, 0};  // a broker that stops answering fails the run instead of hanging it
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return connect(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+  }
+
+  // One request, one response with the same correlation id. False if the connection broke.
+  bool api_versions() { return roundtrip(18, 0, {}); }
+  bool metadata(const std::string& topic) {
+    std::string body;
+    put32(body, 1);  // one topic
+    put16(body, static_cast<int16_t>(topic.size()));
+    body += topic;
+    body.push_back(0);  // allow_auto_topic_creation = false
+    return roundtrip(3, 7, body);
+  }
+  int64_t response_bytes() const { return response_bytes_; }
+
+ private:
+  static void put16(std::string& s, int16_t v) {
+    uint16_t n = htons(static_cast<uint16_t>(v));
+    s.append(reinterpret_cast<const char*>(&n), 2);
+  }
+  static void put32(std::string& s, int32_t v) {
+    uint32_t n = htonl(static_cast<uint32_t>(v));
+    s.append(reinterpret_cast<const char*>(&n), 4);
+  }
+  bool read_all(char* p, size_t n) {
+    while (n > 0) {
+      ssize_t r = read(fd_, p, n);
+      if (r <= 0) return false;
+      p += r;
+      n -= static_cast<size_t>(r);
+    }
+    return true;
+  }
+  // Request header v1 (non-flexible): api_key, api_version, correlation_id, client_id.
+  bool roundtrip(int16_t api_key, int16_t version, const std::string& body) {
+    static const std::string kClientId = "varve-loadgen-conn";
+    std::string req;
+    put16(req, api_key);
+    put16(req, version);
+    const int32_t corr = ++correlation_id_;
+    put32(req, corr);
+    put16(req, static_cast<int16_t>(kClientId.size()));
+    req += kClientId;
+    req += body;
+    std::string frame;
+    put32(frame, static_cast<int32_t>(req.size()));
+    frame += req;
+    if (write(fd_, frame.data(), frame.size()) != static_cast<ssize_t>(frame.size())) return false;
+    uint32_t size = 0, got_corr = 0;
+    if (!read_all(reinterpret_cast<char*>(&size), 4)) return false;
+    size = ntohl(size);
+    if (size < 4 || size > (64u << 20)) return false;
+    buf_.resize(size);
+    if (!read_all(buf_.data(), size)) return false;
+    std::memcpy(&got_corr, buf_.data(), 4);
+    response_bytes_ += size + 4;
+    return static_cast<int32_t>(ntohl(got_corr)) == corr;
+  }
+
+  int fd_ = -1;
+  int32_t correlation_id_ = 0;
+  int64_t response_bytes_ = 0;
+  std::vector<char> buf_;
+};
+
+sockaddr_in ipv4_address(const std::string& brokers) {
+  std::string hp = brokers.substr(0, brokers.find(','));
+  size_t colon = hp.rfind(':');
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(std::stoi(hp.substr(colon + 1))));
+  std::string host = hp.substr(0, colon);
+  if (host == "localhost") host = "127.0.0.1";
+  if (inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1) die("needs an IPv4 broker address");
+  return a;
+}
+
+// A field of /proc/PID/status ("VmRSS", "VmHWM") in MiB; -1 if unreadable.
+double proc_status_mib(int64_t pid, const std::string& field) {
+  if (pid <= 0) return -1;
+  FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+  if (!f) return -1;
+  char line[256];
+  double mib = -1;
+  const std::string prefix = field + ":";
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, prefix.c_str(), prefix.size()) == 0)
+      mib = std::strtod(line + prefix.size(), nullptr) / 1024.0;  // the kernel writes kB
+  std::fclose(f);
+  return mib;
+}
+
+// User + system CPU seconds the process has used; -1 if unreadable.
+double proc_cpu_seconds(int64_t pid) {
+  if (pid <= 0) return -1;
+  FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (!f) return -1;
+  char line[4096];
+  const bool ok = std::fgets(line, sizeof line, f) != nullptr;
+  std::fclose(f);
+  const char* p = ok ? std::strrchr(line, ')') : nullptr;  // the command name may hold spaces
+  if (!p) return -1;
+  // After ") ": state is field 3; utime and stime are fields 14 and 15.
+  unsigned long long utime = 0, stime = 0;
+  if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+                  &stime) != 2)
+    return -1;
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Sockets the process holds (listeners included); -1 if /proc/PID/fd is unreadable.
+int proc_socket_count(int64_t pid) {
+  if (pid <= 0) return -1;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd/";
+  int n = 0;
+  for (int fd = 0, misses = 0; misses < 4096; ++fd) {
+    char target[64];
+    ssize_t len = readlink((dir + std::to_string(fd)).c_str(), target, sizeof target - 1);
+    if (len < 0) {
+      ++misses;
+      continue;
+    }
+    misses = 0;
+    target[len] = 0;
+    if (std::strncmp(target, "socket:", 7) == 0) ++n;
+  }
+  return n;
+}
+
+// Holds --connections client connections to the broker: --producers librdkafka producers
+// and the rest raw connections (handshake, then one Metadata refresh per connection every
+// --refresh-s, spread evenly, on a background thread). With all of them open it samples the
+// broker's memory (--broker-pid), then the producers send --record-size records at full
+// speed for --seconds, spread evenly over every partition of the topic (record i goes to
+// partition i mod P, through producer (partition mod producers)). Reports throughput,
+// send→ack latency, the broker's VmRSS before/after and VmHWM, and fails if a connection
+// broke or a delivery failed.
+int run_scale(const options& o) {
+  const std::string topic = o.str("topic", "w7");
+  const std::string brokers = o.str("brokers", "127.0.0.1:9092");
+  const int64_t connections = o.num("connections", 1000);
+  const int64_t producers = std::max<int64_t>(1, o.num("producers", 4));
+  const int64_t seconds = o.num("seconds", 20);
+  const int64_t size = o.num("record-size", 1024);
+  const int64_t refresh_s = std::max<int64_t>(1, o.num("refresh-s", 10));
+  const int64_t broker_pid = o.num("broker-pid", 0);
+  if (connections < producers) die("--connections must be at least --producers");
+
+  // 1. The raw connections.
+  const sockaddr_in addr = ipv4_address(brokers);
+  const int64_t t_conn = now_ns();
+  std::vector<std::unique_ptr<raw_kafka_conn>> raw;
+  for (int64_t i = 0; i < connections - producers; ++i) {
+    auto c = std::make_unique<raw_kafka_conn>();
+    if (!c->open(addr)) die("scale: connection " + std::to_string(i) + " failed: " + strerror(errno));
+    if (!c->api_versions() || !c->metadata(topic))
+      die("scale: handshake on connection " + std::to_string(i) + " failed");
+    raw.push_back(std::move(c));
+  }
+  const double connect_s = static_cast<double>(now_ns() - t_conn) / 1e9;
+
+  // 2. The producers (W1's settings), each connected and knowing the leaders.
+  std::vector<produce_state> st(static_cast<size_t>(producers));
+  std::vector<rd_kafka_t*> rks;
+  std::vector<rd_kafka_topic_t*> rkts;
+  int parts = 0;
+  for (int64_t p = 0; p < producers; ++p) {
+    rd_kafka_conf_t* conf = base_conf(o);
+    set(conf, "acks", o.str("acks", "1"));
+    set(conf, "linger.ms", o.str("linger-ms", "5"));
+    set(conf, "batch.size", o.str("batch-size", "1000000"));
+    set(conf, "max.in.flight.requests.per.connection", o.str("inflight", "5"));
+    set(conf, "compression.codec", "none");
+    set(conf, "enable.idempotence", "false");
+    // A bounded queue: the run is timed, so what is queued at the end must drain quickly.
+    set(conf, "queue.buffering.max.messages", "50000");
+    set(conf, "message.timeout.ms", "120000");
+    apply_overrides(conf, o);
+    rd_kafka_conf_set_opaque(conf, &st[static_cast<size_t>(p)]);
+    rd_kafka_conf_set_dr_msg_cb(conf, produce_dr);
+    rks.push_back(make_client(RD_KAFKA_PRODUCER, conf));
+    rkts.push_back(rd_kafka_topic_new(rks.back(), topic.c_str(), nullptr));
+    parts = partition_count(rks.back(), rkts.back(), 60000);
+  }
+
+  // 3. Background refreshes on the raw connections while the rest runs.
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> refreshes{0}, broken{0};
+  std::thread refresher([&] {
+    if (raw.empty()) return;
+    const int64_t gap_ns = refresh_s * 1000000000LL / static_cast<int64_t>(raw.size());
+    int64_t due = now_ns() + gap_ns;
+    for (size_t i = 0; !stop.load(); i = (i + 1) % raw.size(), due += gap_ns) {
+      while (!stop.load() && now_ns() < due)
+        std::this_thread::sleep_for(std::chrono::nanoseconds(std::min<int64_t>(due - now_ns(), 50000000)));
+      if (stop.load()) break;
+      if (raw[i]->metadata(topic)) refreshes.fetch_add(1);
+      else broken.fetch_add(1);
+    }
+  });
+
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // let the broker settle
+  const double rss_open = proc_status_mib(broker_pid, "VmRSS");
+  const int sockets_open = proc_socket_count(broker_pid);
+
+  // 4. Produce for a fixed time.
+  std::vector<char> payload(static_cast<size_t>(size));
+  std::mt19937_64 rng(42);
+  for (auto& c : payload) c = static_cast<char>(rng());
+  const double cpu0 = proc_cpu_seconds(broker_pid);
+  const int64_t start = now_ns();
+  for (auto& s : st) s.start_ns = start;
+  const int64_t end = start + seconds * 1000000000LL;
+  int64_t sent = 0;
+  for (int64_t i = 0;; ++i) {
+    if ((i & 1023) == 0) {
+      for (auto* rk : rks) rd_kafka_poll(rk, 0);
+      if (now_ns() >= end) break;
+    }
+    const int partition = static_cast<int>(i % parts);
+    const size_t p = static_cast<size_t>(partition % producers);
+    void* opaque = reinterpret_cast<void*>(static_cast<intptr_t>(now_ns() - start));
+    while (rd_kafka_produce(rkts[p], partition, 0, payload.data(), static_cast<size_t>(size),
+                            nullptr, 0, opaque) == -1) {
+      if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        die(std::string("produce: ") + rd_kafka_err2str(rd_kafka_last_error()));
+      rd_kafka_poll(rks[p], 1);
+    }
+    ++sent;
+  }
+  for (auto* rk : rks) rd_kafka_flush(rk, 120000);
+  const double secs = static_cast<double>(now_ns() - start) / 1e9;
+  const double cpu1 = proc_cpu_seconds(broker_pid);
+  const double rss_end = proc_status_mib(broker_pid, "VmRSS");
+  const double hwm = proc_status_mib(broker_pid, "VmHWM");
+  const int sockets_end = proc_socket_count(broker_pid);
+  stop = true;
+  refresher.join();
+  // Every raw connection must still answer after the run.
+  for (auto& c : raw)
+    if (!c->api_versions()) broken.fetch_add(1);
+
+  int64_t delivered = 0, failed = 0;
+  std::vector<uint32_t> lat;
+  rd_kafka_resp_err_t first_error = RD_KAFKA_RESP_ERR_NO_ERROR;
+  for (auto& s : st) {
+    delivered += s.delivered;
+    failed += s.failed;
+    if (s.failed && first_error == RD_KAFKA_RESP_ERR_NO_ERROR) first_error = s.first_error;
+    lat.insert(lat.end(), s.latencies_us.begin(), s.latencies_us.end());
+  }
+  for (size_t p = 0; p < rks.size(); ++p) {
+    rd_kafka_topic_destroy(rkts[p]);
+    rd_kafka_destroy(rks[p]);
+  }
+  latency_summary s = summarize(lat);
+  const double rps = static_cast<double>(delivered) / secs;
+  const double mbps = rps * static_cast<double>(size) / (1024.0 * 1024.0);
+  // Broker CPU over the produce phase (refreshes included), per GiB of record payload.
+  const double gib = static_cast<double>(delivered) * static_cast<double>(size) / 1073741824.0;
+  const double cpu_per_gib = cpu0 >= 0 && cpu1 >= 0 && gib > 0 ? (cpu1 - cpu0) / gib : -1;
+  std::printf("%" PRId64 " connections (%" PRId64 " raw, %" PRId64
+              " producers) opened in %.2f s; %" PRId64 " records over %d partitions in %.2f s: "
+              "%.1f records/sec (%.2f MB/sec), %.2f ms 99th; broker RSS %.1f MiB open, %.1f "
+              "MiB after, peak %.1f MiB; broker %.2f CPU s/GiB; %" PRId64 " metadata refreshes, %" PRId64
+              " broken\n",
+              connections, connections - producers, producers, connect_s, delivered, parts, secs,
+              rps, mbps, s.p99_ms, rss_open, rss_end, hwm, cpu_per_gib, refreshes.load(), broken.load());
+  std::printf("RESULT mode=scale connections=%" PRId64 " producers=%" PRId64
+              " partitions=%d connect_s=%.3f records=%" PRId64 " failed=%" PRId64
+              " seconds=%.3f records_per_s=%.1f mb_per_s=%.2f %s rss_open_mib=%.1f"
+              " rss_end_mib=%.1f hwm_mib=%.1f broker_cpu_s_per_gib=%.2f broker_sockets_open=%d"
+              " broker_sockets_end=%d"
+              " refreshes=%" PRId64 " broken=%" PRId64 "\n",
+              connections, producers, parts, connect_s, delivered, failed, secs, rps, mbps,
+              latency_fields(s).c_str(), rss_open, rss_end, hwm, cpu_per_gib, sockets_open, sockets_end,
+              refreshes.load(), broken.load());
+  if (failed) {
+    std::fprintf(stderr, "loadgen: %" PRId64 " deliveries failed, first: %s\n", failed,
+                 rd_kafka_err2str(first_error));
+    return 1;
+  }
+  if (broken.load()) {
+    std::fprintf(stderr, "loadgen: %" PRId64 " raw connections broke\n", broken.load());
+    return 1;
+  }
+  return sent == delivered ? 0 : 1;
+}
+
 // -------------------------------------------------------------------------------- loopback
 
 int run_loopback(const options& o) {
@@ -601,7 +927,7 @@ int run_loopback(const options& o) {
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr,
-                 "usage: varve-loadgen create|produce|consume|e2e|probe|loopback [--opt value]...\n"
+                 "usage: varve-loadgen create|produce|consume|e2e|probe|loopback|scale [--opt value]...\n"
                  "  common:  --brokers host:port  --topic T  (--some.rdkafka.prop value)\n"
                  "  create:  --partitions P --replication-factor R --config k=v,k=v\n"
                  "  produce: --records N --record-size S --acks A --linger-ms L --batch-size B\n"
@@ -609,7 +935,9 @@ int main(int argc, char** argv) {
                  "  consume: --records N --idle-timeout-ms T\n"
                  "  e2e:     --rate R --seconds S --warmup-seconds W --record-size S --acks A\n"
                  "  probe:   --since-wall-ns T --timeout-s S\n"
-                 "  loopback: --seconds S\n");
+                 "  loopback: --seconds S\n"
+                 "  scale:   --connections N --producers P --seconds S --record-size S\n"
+                 "           --refresh-s R --broker-pid PID (W7)\n");
     return 2;
   }
   std::string mode = argv[1];
@@ -620,5 +948,6 @@ int main(int argc, char** argv) {
   if (mode == "e2e") return run_e2e(o);
   if (mode == "probe") return run_probe(o);
   if (mode == "loopback") return run_loopback(o);
+  if (mode == "scale") return run_scale(o);
   die("unknown mode " + mode);
 }
