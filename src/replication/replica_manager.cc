@@ -83,6 +83,17 @@ unsigned shard_of(const topic_partition& tp, unsigned shard_count) {
 replica_manager::replica_manager(asio::io_context& loop, replica_manager_options options,
                                  config_fn config)
     : loop_(loop), options_(std::move(options)), config_(std::move(config)), timer_(loop) {
+  if (options_.log_dirs.size() > 1) {
+    for (const auto& dir : options_.log_dirs) {
+      size_t n = 0;
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(dir, ec)) {
+        topic_partition ignored;
+        if (e.is_directory() && parse_partition_dir(e.path().filename().string(), &ignored)) ++n;
+      }
+      partitions_per_dir_[dir] = n;
+    }
+  }
   // Each shard writes its own file (`recovery-point-offset-checkpoint.<shard>`); the shard
   // count may differ between runs, so read them all and keep the lowest point per
   // partition (a lower recovery point only means a longer scan, never lost data).
@@ -108,19 +119,15 @@ partition* replica_manager::get(const topic_partition& tp) {
 
 fs::path replica_manager::dir_for(const topic_partition& tp) const {
   const std::string name = tp.str();
+  if (options_.log_dirs.size() == 1) return options_.log_dirs.front() / name;
   for (const auto& dir : options_.log_dirs) {
     if (fs::exists(dir / name)) return dir / name;
   }
-  // New partition: the log dir holding the fewest partitions (Kafka's placement rule).
   fs::path best = options_.log_dirs.front();
   size_t best_count = SIZE_MAX;
   for (const auto& dir : options_.log_dirs) {
-    size_t n = 0;
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir, ec)) {
-      topic_partition ignored;
-      if (e.is_directory() && parse_partition_dir(e.path().filename().string(), &ignored)) ++n;
-    }
+    auto it = partitions_per_dir_.find(dir);
+    const size_t n = it == partitions_per_dir_.end() ? 0 : it->second;
     if (n < best_count) {
       best_count = n;
       best = dir;
@@ -152,6 +159,7 @@ void replica_manager::apply(const cluster::metadata_snapshot& snapshot) {
         continue;
       }
       const fs::path dir = dir_for(tp);
+      const bool new_dir = options_.log_dirs.size() > 1 && !fs::exists(dir);
       int64_t recovery_point = -1;
       auto& points = recovery_points_[dir.parent_path()];
       if (auto it = points.find(tp); it != points.end()) recovery_point = it->second;
@@ -163,6 +171,7 @@ void replica_manager::apply(const cluster::metadata_snapshot& snapshot) {
         continue;
       }
       VLOG_DEBUG(kLog) << "opened " << tp.str() << " log end offset " << p->log_end_offset();
+      if (new_dir) ++partitions_per_dir_[dir.parent_path()];
       partitions_[tp] = std::move(p);
       config_fingerprint_[tp] = fp.str();
     }
@@ -173,7 +182,11 @@ void replica_manager::apply(const cluster::metadata_snapshot& snapshot) {
       continue;
     }
     VLOG_INFO(kLog) << "removing " << it->first.str() << " (topic deleted)";
+    const fs::path parent = it->second->log().dir().parent_path();
     it->second->remove();
+    if (auto c = partitions_per_dir_.find(parent); c != partitions_per_dir_.end() && c->second > 0) {
+      --c->second;
+    }
     config_fingerprint_.erase(it->first);
     for (auto& [dir, points] : recovery_points_) points.erase(it->first);
     it = partitions_.erase(it);

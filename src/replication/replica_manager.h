@@ -52,6 +52,9 @@ class replica_manager {
   void close_all();
 
  private:
+  // Where a partition's directory is (existing) or goes (new: the log dir holding the
+  // fewest partitions, Kafka's rule). Counts come from partitions_per_dir_, so placing N
+  // partitions costs no directory scans.
   std::filesystem::path dir_for(const topic_partition& tp) const;
   void housekeeping();
   void write_recovery_checkpoints();
@@ -64,6 +67,9 @@ class replica_manager {
   std::map<topic_partition, std::unique_ptr<partition>> partitions_;
   std::map<topic_partition, std::string> config_fingerprint_;
   std::map<std::filesystem::path, std::map<topic_partition, int64_t>> recovery_points_;
+  // Partition directories per log dir (all shards' partitions, counted once at start and
+  // kept up to date for this shard's own creations and removals).
+  std::map<std::filesystem::path, size_t> partitions_per_dir_;
   int64_t last_retention_ms_ = 0;
   int64_t last_checkpoint_ms_ = 0;
   bool closed_ = false;
