@@ -8,8 +8,9 @@ out=$2/smoke-table.txt
 VARVE_BIN=$1 BENCH_BUILD=$2 "$repo/bench/run.sh" --smoke | tee "$out"
 status=0
 for row in "W1 produce acks=1, records/s" "W1 produce acks=1, MB/s" "W3 end-to-end p99 ms" \
-           "W4 consume MB/s" "W5 RSS idle" "W5 peak RSS" "W6 start"; do
-  value=$(grep -F "| $row" "$out" | awk -F'|' '{ gsub(/ /, "", $3); print $3 }')
+           "W4 consume MB/s" "W5 RSS idle" "W5 peak RSS" "W6 start" \
+           "W7 create topic of" "W7 produce over" "W7 peak RSS"; do
+  value=$(grep -F "| $row" "$out" | head -1 | awk -F'|' '{ gsub(/ /, "", $3); print $3 }')
   if ! [[ "$value" =~ ^[0-9]+(\.[0-9]+)?$ ]] || [ "$value" = 0 ] || [ "$value" = 0.0 ]; then
     echo "FAIL: row '$row' has no measurement (got '$value')" >&2
     status=1
