@@ -10,6 +10,50 @@
 #include "storage/file_util.h"
 
 namespace varve::storage {
+namespace {
+
+// Both index kinds are sorted by offset and by their lookup key, and both read entries with
+// pread, which can fail. These two searches are shared by them.
+
+// The last entry whose key(entry) <= target; stops (keeping what it found) at an entry it
+// cannot read.
+// `read(i)` returns entry i as an optional (nullopt when it cannot be read).
+template <typename Read, typename Key>
+auto floor_entry(size_t entries, int64_t target, Read read, Key key) -> decltype(read(0)) {
+  size_t lo = 0, hi = entries;  // answer in [lo, hi)
+  decltype(read(0)) best;
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    auto e = read(mid);
+    if (!e) return best;
+    if (key(*e) <= target) {
+      best = e;
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return best;
+}
+
+// The number of leading entries whose offset is below `offset` (an unreadable entry counts
+// as not below): where truncate_to(offset) cuts the index.
+template <typename Read>
+size_t entries_below(size_t entries, int64_t offset, Read read) {
+  size_t lo = 0, hi = entries;
+  while (lo < hi) {
+    const size_t mid = lo + (hi - lo) / 2;
+    auto e = read(mid);
+    if (e && e->offset < offset) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+}  // namespace
 
 index_file::~index_file() { close(); }
 
@@ -115,36 +159,14 @@ std::optional<offset_entry> offset_index::last() const {
 }
 
 std::optional<offset_entry> offset_index::floor(int64_t offset) const {
-  // Largest i with entry(i).offset <= offset.
-  size_t lo = 0, hi = file_.entries();  // answer in [lo, hi)
-  std::optional<offset_entry> best;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    auto e = entry(mid);
-    if (!e) return best;
-    if (e->offset <= offset) {
-      best = e;
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
-  return best;
+  return floor_entry(
+      file_.entries(), offset, [this](size_t i) { return entry(i); },
+      [](const offset_entry& e) { return e.offset; });
 }
 
 bool offset_index::truncate_to(int64_t offset, std::string* error) {
-  // First i with entry(i).offset >= offset.
-  size_t lo = 0, hi = file_.entries();
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    auto e = entry(mid);
-    if (e && e->offset < offset) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
-  return file_.truncate_entries(lo, error);
+  return file_.truncate_entries(
+      entries_below(file_.entries(), offset, [this](size_t i) { return entry(i); }), error);
 }
 
 // --- time_index ---
@@ -180,34 +202,14 @@ std::optional<time_entry> time_index::last() const {
 }
 
 std::optional<time_entry> time_index::floor(int64_t timestamp) const {
-  size_t lo = 0, hi = file_.entries();
-  std::optional<time_entry> best;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    auto e = entry(mid);
-    if (!e) return best;
-    if (e->timestamp <= timestamp) {
-      best = e;
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
-  return best;
+  return floor_entry(
+      file_.entries(), timestamp, [this](size_t i) { return entry(i); },
+      [](const time_entry& e) { return e.timestamp; });
 }
 
 bool time_index::truncate_to(int64_t offset, std::string* error) {
-  size_t lo = 0, hi = file_.entries();
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    auto e = entry(mid);
-    if (e && e->offset < offset) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
-  return file_.truncate_entries(lo, error);
+  return file_.truncate_entries(
+      entries_below(file_.entries(), offset, [this](size_t i) { return entry(i); }), error);
 }
 
 }  // namespace varve::storage
