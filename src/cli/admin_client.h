@@ -17,44 +17,11 @@
 
 #include "protocol/messages.h"
 #include "protocol/wire.h"
+#include "net/blocking_client.h"
 
 namespace varve::cli {
 
-// One blocking connection to one broker.
-class broker_connection {
- public:
-  ~broker_connection();
-  broker_connection(const broker_connection&) = delete;
-  broker_connection& operator=(const broker_connection&) = delete;
-
-  // Connects to host:port and negotiates api versions. nullptr (and *error) on failure.
-  static std::unique_ptr<broker_connection> open(const std::string& host, int port,
-                                                 int timeout_ms, std::string* error);
-
-  // The version to use for `api_key` given Varve's range [ours_min, ours_max]: the highest
-  // version both sides support, or -1 when the ranges do not overlap or the broker lacks it.
-  int16_t pick_version(int16_t api_key, int16_t ours_min, int16_t ours_max) const;
-
-  // Sends one request (encoded at `version`) and reads its response. Raw form: `encode`
-  // writes the body; `decode` reads it.
-  bool round_trip(int16_t api_key, int16_t version, const protocol::writer& body,
-                  std::vector<uint8_t>* response_body, std::string* error);
-
-  const std::string& address() const { return address_; }
-
- private:
-  broker_connection(int fd, std::string address, int timeout_ms)
-      : fd_(fd), address_(std::move(address)), timeout_ms_(timeout_ms) {}
-  bool negotiate(std::string* error);
-  bool send_all(const std::vector<uint8_t>& bytes, std::string* error);
-  bool recv_all(uint8_t* data, size_t n, std::string* error);
-
-  int fd_;
-  std::string address_;
-  int timeout_ms_;
-  int32_t next_correlation_id_ = 1;
-  std::map<int16_t, std::pair<int16_t, int16_t>> broker_versions_;  // api -> [min, max]
-};
+using net::broker_connection;
 
 // A client of a cluster reached through one bootstrap address; connects to other brokers
 // (controller, coordinators, partition leaders) on demand from Metadata.
@@ -134,8 +101,7 @@ class admin_client {
   std::string cluster_id_;
 };
 
-// "NAME (code): message" for a Kafka error code and an optional broker message.
-std::string describe_error(int16_t code, const std::optional<std::string>& message = {});
+using net::describe_error;
 
 // Splits "host:port"; false when malformed.
 bool split_host_port(const std::string& s, std::string* host, int* port);
