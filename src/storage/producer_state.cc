@@ -11,6 +11,8 @@
 #include "storage/file_util.h"
 #include "storage/format.h"
 #include "storage/log.h"
+#include "storage/segment.h"
+#include "storage/txn_index.h"
 
 namespace varve::storage {
 
@@ -185,6 +187,20 @@ void remove_file(const std::filesystem::path& p) {
   }
 }
 
+// Reads the bytes of the batch starting at `base_offset` from the segment that holds it.
+bool read_batch_bytes(const log& log, int64_t base_offset, std::vector<uint8_t>* out) {
+  const segment* holder = nullptr;
+  for (const segment* s : log.segments()) {
+    if (s->base_offset() > base_offset) break;
+    holder = s;
+  }
+  if (holder == nullptr) return false;
+  auto b = holder->find_batch(base_offset);
+  if (!b || b->header.base_offset != base_offset) return false;
+  out->clear();
+  return holder->read_batch(*b, out);
+}
+
 }  // namespace
 
 producer_state::producer_state(std::filesystem::path dir) : dir_(std::move(dir)) {}
@@ -239,7 +255,7 @@ void producer_state::update(const protocol::record_batch_header& batch) {
   if (batch.is_control()) {
     // A commit/abort marker ends the open transaction. The coordinator epoch is in the
     // marker's record value, which callers that decode it can store via set_coordinator_epoch.
-    e.current_txn_first_offset = -1;
+    set_txn_first_offset(batch.producer_id, e, -1);
     return;
   }
 
@@ -253,8 +269,125 @@ void producer_state::update(const protocol::record_batch_header& batch) {
   while (e.batches.size() > kProducerBatchCacheSize) e.batches.pop_front();
 
   if (batch.is_transactional() && e.current_txn_first_offset < 0) {
-    e.current_txn_first_offset = batch.base_offset;
+    set_txn_first_offset(batch.producer_id, e, batch.base_offset);
   }
+}
+
+void producer_state::set_txn_first_offset(int64_t producer_id, producer_entry& e,
+                                          int64_t first_offset) {
+  if (e.current_txn_first_offset >= 0) ongoing_txns_.erase(e.current_txn_first_offset);
+  e.current_txn_first_offset = first_offset;
+  if (first_offset >= 0) ongoing_txns_[first_offset] = producer_id;
+}
+
+void producer_state::rebuild_ongoing_txns() {
+  ongoing_txns_.clear();
+  for (const auto& [id, e] : producers_) {
+    if (e.current_txn_first_offset >= 0) ongoing_txns_[e.current_txn_first_offset] = id;
+  }
+}
+
+marker_check producer_state::check_marker(int64_t producer_id, int16_t producer_epoch,
+                                          const protocol::txn_marker& marker) const {
+  const producer_entry* e = find(producer_id);
+  if (e == nullptr) return marker_check::ok;
+  if (producer_epoch < e->epoch) return marker_check::invalid_producer_epoch;
+  if (marker.coordinator_epoch < e->coordinator_epoch) return marker_check::coordinator_fenced;
+  return marker_check::ok;
+}
+
+std::optional<completed_txn> producer_state::apply_marker(const protocol::record_batch_header& batch,
+                                                          const protocol::txn_marker& marker) {
+  assert(batch.is_control() && batch.producer_id >= 0);
+  producer_entry& e = producers_[batch.producer_id];
+  if (batch.producer_epoch != e.epoch) {
+    e.batches.clear();
+    e.epoch = batch.producer_epoch;
+  }
+  e.last_timestamp = batch.max_timestamp;
+  e.coordinator_epoch = marker.coordinator_epoch;
+  if (e.current_txn_first_offset < 0) return std::nullopt;
+
+  completed_txn done;
+  done.producer_id = batch.producer_id;
+  done.first_offset = e.current_txn_first_offset;
+  done.last_offset = batch.base_offset;
+  done.aborted = marker.type == protocol::control_record_type::abort;
+  set_txn_first_offset(batch.producer_id, e, -1);
+  done.last_stable_offset =
+      ongoing_txns_.empty() ? done.last_offset + 1 : ongoing_txns_.begin()->first;
+  unreplicated_txns_[done.first_offset] = done;
+  return done;
+}
+
+std::optional<completed_txn> producer_state::apply_batch(std::span<const uint8_t> batch,
+                                                         const log& log, txn_index& index) {
+  auto h = protocol::parse_batch_header(batch);
+  if (!h || h->producer_id < 0) return std::nullopt;
+  if (!h->is_control()) {
+    update(*h);
+    return std::nullopt;
+  }
+  auto marker = protocol::parse_txn_marker(batch.first(std::min(batch.size(), h->total_size())));
+  if (!marker) {
+    // Not a COMMIT/ABORT marker (or unreadable): no transaction ends here.
+    VLOG_WARN(kComponent) << dir_.string() << ": control batch at offset " << h->base_offset
+                          << " of producer " << h->producer_id
+                          << " is not a transaction marker; ignoring it";
+    producer_entry& e = producers_[h->producer_id];
+    if (h->producer_epoch != e.epoch) {
+      e.batches.clear();
+      e.epoch = h->producer_epoch;
+    }
+    e.last_timestamp = h->max_timestamp;
+    return std::nullopt;
+  }
+  auto done = apply_marker(*h, *marker);
+  if (done && done->aborted) {
+    index.append(log, aborted_txn{done->producer_id, done->first_offset, done->last_offset,
+                                  done->last_stable_offset});
+  }
+  return done;
+}
+
+std::vector<completed_txn> producer_state::apply_batches(std::span<const uint8_t> batches,
+                                                         const log& log, txn_index& index) {
+  std::vector<completed_txn> out;
+  size_t pos = 0;
+  while (pos < batches.size()) {
+    auto h = protocol::parse_batch_header(batches.subspan(pos));
+    if (!h || h->total_size() > batches.size() - pos) break;  // the log validated these bytes
+    if (auto done = apply_batch(batches.subspan(pos, h->total_size()), log, index)) {
+      out.push_back(*done);
+    }
+    pos += h->total_size();
+  }
+  return out;
+}
+
+std::optional<int64_t> producer_state::first_unstable_offset() const {
+  std::optional<int64_t> first;
+  if (!ongoing_txns_.empty()) first = ongoing_txns_.begin()->first;
+  if (!unreplicated_txns_.empty()) {
+    const int64_t u = unreplicated_txns_.begin()->first;
+    first = first ? std::min(*first, u) : u;
+  }
+  return first;
+}
+
+int64_t producer_state::last_stable_offset(int64_t high_watermark) const {
+  int64_t lso = high_watermark;
+  if (!ongoing_txns_.empty()) lso = std::min(lso, ongoing_txns_.begin()->first);
+  for (const auto& [first, txn] : unreplicated_txns_) {
+    if (first >= lso) break;  // ordered by first offset: nothing later can lower it
+    if (txn.last_offset >= high_watermark) lso = first;
+  }
+  return lso;
+}
+
+void producer_state::on_high_watermark(int64_t high_watermark) {
+  std::erase_if(unreplicated_txns_,
+                [high_watermark](const auto& kv) { return kv.second.last_offset < high_watermark; });
 }
 
 void producer_state::set_coordinator_epoch(int64_t producer_id, int32_t coordinator_epoch) {
@@ -311,9 +444,11 @@ bool producer_state::read_snapshot(int64_t offset, std::map<int64_t, producer_en
   return true;
 }
 
-void producer_state::load(const log& log) {
+int64_t producer_state::restore_snapshot(const log& log, int64_t max_offset) {
   if (dir_.empty()) dir_ = log.dir();
   producers_.clear();
+  ongoing_txns_.clear();
+  unreplicated_txns_.clear();
   const int64_t log_end = log.log_end_offset();
 
   // Leftovers of an interrupted take_snapshot().
@@ -334,6 +469,7 @@ void producer_state::load(const log& log) {
       continue;
     }
     if (snapshot_offset >= 0) continue;  // already loaded a newer one; keep older as fallback
+    if (*it > max_offset) continue;      // valid, but the caller needs an older starting point
     std::map<int64_t, producer_entry> loaded;
     if (read_snapshot(*it, &loaded)) {
       producers_ = std::move(loaded);
@@ -344,6 +480,13 @@ void producer_state::load(const log& log) {
       remove_file(snapshot_path(*it));
     }
   }
+  rebuild_ongoing_txns();
+  return snapshot_offset;
+}
+
+void producer_state::load(const log& log) {
+  const int64_t log_end = log.log_end_offset();
+  const int64_t snapshot_offset = restore_snapshot(log, log_end);
 
   // Batches wholly below the snapshot offset are already in it. Retention may have deleted
   // the log up to past the snapshot: then replay starts at the log start.
@@ -360,6 +503,47 @@ void producer_state::load(const log& log) {
   VLOG_INFO(kComponent) << "loaded producer state dir=" << dir_.string()
                         << " snapshot=" << snapshot_offset << " replayed_batches=" << replayed
                         << " producers=" << producers_.size();
+}
+
+void producer_state::load(const log& log, txn_index& index) {
+  const int64_t log_end = log.log_end_offset();
+  const int64_t snapshot_offset =
+      restore_snapshot(log, std::min(log_end, index.first_damaged_offset()));
+  const int64_t from = std::max(snapshot_offset >= 0 ? snapshot_offset : log.log_start_offset(),
+                                log.log_start_offset());
+  // Entries for markers at or after `from` are rebuilt by the replay below, exactly as they
+  // were first written (they depend only on the log). Older ones came from flushed files.
+  index.truncate_to(from);
+
+  int64_t replayed = 0;
+  std::vector<uint8_t> bytes;
+  log.for_each_batch(from, [&](const protocol::record_batch_header& h) {
+    if (h.base_offset >= log_end) return false;
+    if (h.producer_id < 0 || h.last_offset() < from) return true;
+    ++replayed;
+    if (!h.is_control()) {
+      update(h);
+      return true;
+    }
+    if (!read_batch_bytes(log, h.base_offset, &bytes)) {
+      VLOG_ERROR(kComponent) << dir_.string() << ": cannot read the control batch at offset "
+                             << h.base_offset << "; its transaction stays open";
+      return true;
+    }
+    apply_batch(bytes, log, index);
+    return true;
+  });
+  VLOG_INFO(kComponent) << "loaded producer state dir=" << dir_.string()
+                        << " snapshot=" << snapshot_offset << " replayed_batches=" << replayed
+                        << " producers=" << producers_.size()
+                        << " open_transactions=" << ongoing_txns_.size()
+                        << " aborted_index_entries=" << index.entries().size();
+}
+
+void producer_state::truncate_and_reload(const log& log, txn_index& index) {
+  index.truncate_to(log.log_end_offset());
+  index.sync_with_segments(log);
+  load(log, index);
 }
 
 void producer_state::truncate_and_reload(const log& log) {

@@ -22,13 +22,16 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "protocol/record_batch.h"
+#include "protocol/record_control.h"
 
 namespace varve::storage {
 
 class log;
+class txn_index;
 
 inline constexpr size_t kProducerBatchCacheSize = 5;
 inline constexpr size_t kSnapshotsRetained = 2;  // take_snapshot keeps the newest 2 files
@@ -47,6 +50,27 @@ struct producer_entry {
   int64_t last_timestamp = -1;
   int64_t current_txn_first_offset = -1;  // first offset of an open transaction, or -1
   int32_t coordinator_epoch = -1;
+};
+
+// A transaction ended by a marker (producer_state::apply_marker).
+struct completed_txn {
+  int64_t producer_id = -1;
+  int64_t first_offset = -1;        // first offset of the producer's transaction
+  int64_t last_offset = -1;         // offset of the COMMIT/ABORT marker
+  bool aborted = false;
+  // Kafka's last stable offset for the index entry: the first offset of the oldest
+  // transaction still open right after this one ended, else last_offset + 1. Derived from the
+  // log alone (not the high watermark), so replay reproduces it exactly.
+  int64_t last_stable_offset = -1;
+  bool operator==(const completed_txn&) const = default;
+};
+
+// Checks on a transaction marker before a leader appends it (WriteTxnMarkers).
+enum class marker_check : uint8_t {
+  ok,
+  invalid_producer_epoch,   // marker epoch older than the producer's → INVALID_PRODUCER_EPOCH
+  coordinator_fenced,       // coordinator epoch older than the last marker's →
+                            // TRANSACTION_COORDINATOR_FENCED
 };
 
 enum class sequence_check : uint8_t {
@@ -82,6 +106,64 @@ class producer_state {
   // Records the coordinator epoch carried in a transaction marker's value (the header alone
   // does not have it). No-op for an unknown producer.
   void set_coordinator_epoch(int64_t producer_id, int32_t coordinator_epoch);
+  // ---- Transactions (docs/format/producer-snapshot.md "Transactions") ----------------------
+  //
+  // A producer's transaction opens at its first transactional data batch (update() sets
+  // current_txn_first_offset) and ends at its COMMIT/ABORT marker. The open transactions,
+  // ordered by first offset, bound the last stable offset (LSO). A completed transaction keeps
+  // bounding the LSO until the high watermark passes its marker (Kafka's "unreplicated"
+  // transactions): a consumer must not read past a transaction whose outcome may still be
+  // truncated away on a leader change.
+  //
+  // Partition calls (see also storage/txn_index.h):
+  //   leader, WriteTxnMarkers: check_marker() before building/appending the marker batch
+  //     (protocol::build_txn_marker_batch), then apply_batch() after the log append;
+  //   leader produce and follower append: apply_batch() for each appended batch (it replaces
+  //     update() for callers that have the bytes; update() alone cannot see a marker's type);
+  //   every high-watermark move: on_high_watermark(hw);
+  //   fetch: last_stable_offset(hw) is the read_committed limit and the LSO in the response.
+
+  // Marker checks for the leader: producer epoch (a marker may carry a newer epoch) and
+  // coordinator epoch (must not go backwards).
+  marker_check check_marker(int64_t producer_id, int16_t producer_epoch,
+                            const protocol::txn_marker& marker) const;
+  // Records an appended marker batch `batch` (header with assigned offset) carrying `marker`:
+  // takes the batch epoch, records the coordinator epoch, closes the producer's transaction.
+  // Returns the completed transaction, or nullopt if the producer had none open (a marker for
+  // a partition it never wrote to: nothing to index, LSO unchanged), as Kafka.
+  std::optional<completed_txn> apply_marker(const protocol::record_batch_header& batch,
+                                            const protocol::txn_marker& marker);
+  // Records one appended batch given its bytes (offsets assigned): a transaction marker goes
+  // to apply_marker(), and an ABORT that completed a transaction is appended to `index` (in
+  // the segment of `log` holding the marker); any other batch with a producer id goes to
+  // update(). Other control batches only update the producer's epoch and timestamp.
+  std::optional<completed_txn> apply_batch(std::span<const uint8_t> batch, const log& log,
+                                           txn_index& index);
+  // apply_batch for each batch of `batches` (the records of one append, back to back).
+  std::vector<completed_txn> apply_batches(std::span<const uint8_t> batches, const log& log,
+                                           txn_index& index);
+
+  // Open transactions: first offset → producer id, ascending.
+  const std::map<int64_t, int64_t>& ongoing_txns() const { return ongoing_txns_; }
+  // The lowest offset that is not yet stable: the first offset of the oldest open
+  // transaction, or of a completed one whose marker the high watermark has not passed yet
+  // (as of the last on_high_watermark call); nullopt if none.
+  std::optional<int64_t> first_unstable_offset() const;
+  // min(high_watermark, first offset of every open transaction, first offset of every
+  // completed transaction whose marker is at or above high_watermark).
+  int64_t last_stable_offset(int64_t high_watermark) const;
+  // Forgets completed transactions whose marker lies below `high_watermark`.
+  void on_high_watermark(int64_t high_watermark);
+
+  // load(log) that also keeps `index` consistent: loads the newest valid snapshot at or below
+  // min(log end offset, index.first_damaged_offset()), drops index entries at or above the
+  // snapshot offset and rebuilds them by replaying the log through apply_batch(). Call after
+  // index.load(log) at open. The index must have been flushed before every snapshot was taken.
+  void load(const log& log, txn_index& index);
+  // After log::truncate_to / truncate_fully_and_start_at: index.truncate_to(log end),
+  // index.sync_with_segments(log), then load(log, index).
+  void truncate_and_reload(const log& log, txn_index& index);
+
   // Offsets of the snapshot files present in the directory, ascending (tests, tools).
   std::vector<int64_t> snapshot_offsets() const;
   std::filesystem::path snapshot_path(int64_t offset) const;
@@ -89,9 +171,23 @@ class producer_state {
  private:
   // Reads and verifies one snapshot file; false (with a warning logged) if unreadable/corrupt.
   bool read_snapshot(int64_t offset, std::map<int64_t, producer_entry>* out) const;
+  // The snapshot part of load: clears all state, deletes stale temporary files and snapshots
+  // above the log end, loads the newest valid snapshot <= max_offset. Returns its offset, or
+  // -1 if none was loaded.
+  int64_t restore_snapshot(const log& log, int64_t max_offset);
+  // Rebuilds ongoing_txns_ from producers_ (after a snapshot was loaded).
+  void rebuild_ongoing_txns();
+  // Sets or clears a producer's open transaction, keeping ongoing_txns_ in step.
+  void set_txn_first_offset(int64_t producer_id, producer_entry& e, int64_t first_offset);
 
   std::filesystem::path dir_;
   std::map<int64_t, producer_entry> producers_;
+  // Invariant: exactly the (current_txn_first_offset, producer id) of every producer whose
+  // current_txn_first_offset >= 0.
+  std::map<int64_t, int64_t> ongoing_txns_;
+  // Completed transactions whose marker the high watermark has not passed: first offset →
+  // transaction. Not persisted (rebuilt by replay; pruned by the first on_high_watermark).
+  std::map<int64_t, completed_txn> unreplicated_txns_;
 };
 
 }  // namespace varve::storage
