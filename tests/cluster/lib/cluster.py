@@ -1,0 +1,642 @@
+"""A local Varve cluster for fault tests: one ZooKeeper, N brokers, and a TCP proxy in front
+of every broker listener and every broker's ZooKeeper connection, so that a broker can be
+cut off from the network without root (isolate / heal).
+
+Layout of a cluster started in directory D:
+
+  D/zookeeper/...            started through scripts/cluster.sh zk-start (its own layout)
+  D/broker-<i>/server.properties, data/, broker.log, broker.pid
+
+Addresses: broker i listens on 127.0.0.1:<listen_port> and advertises its proxy
+127.0.0.1:<proxy_port>, so clients and the other brokers (which find each other through the
+registrations in ZooKeeper) always pass through the proxy. Broker i reaches ZooKeeper through
+its own proxy 127.0.0.1:<zk_proxy_port>, chroot /varve.
+
+Isolation: isolate(i) drops every connection through broker i's listener proxy and its
+ZooKeeper proxy and black-holes new ones (accepted, never forwarded); it also drops and
+black-holes the connections broker i itself opens to the other brokers' proxies (the proxy
+finds which process owns the connecting socket through /proc). heal(i) closes the black-holed
+connections and forwards again.
+
+Processes: the harness kills only the processes it started, by pid (SIGKILL / SIGSTOP /
+SIGCONT / SIGTERM). Every wait is bounded. A watchdog process stops ZooKeeper and the brokers
+if the harness process dies without running its cleanup (SIGKILL, ctest timeout).
+
+Thread-safety: Cluster methods are meant to be called from one thread; the proxies run on
+their own threads and their state is guarded by a lock per proxy.
+"""
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+CLUSTER_SH = os.path.join(REPO, "scripts", "cluster.sh")
+
+
+class ClusterError(Exception):
+    """A cluster operation did not complete (within its time bound)."""
+
+
+def log(msg):
+    print(f"[cluster {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port, timeout=0.2):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(pred, timeout, what, interval=0.1):
+    """Polls pred() until it returns a truthy value (returned) or timeout seconds pass
+    (ClusterError naming `what`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+# ---- socket ownership through /proc ---------------------------------------------------------
+
+def _socket_inode(local_port, remote_port):
+    """Inode of the loopback TCP socket 127.0.0.1:local_port -> 127.0.0.1:remote_port, or None."""
+    want_local = f"0100007F:{local_port:04X}"
+    want_remote = f"0100007F:{remote_port:04X}"
+    try:
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                if parts[1] == want_local and parts[2] == want_remote:
+                    return parts[9]
+    except OSError:
+        pass
+    return None
+
+
+def _pid_has_socket(pid, inode):
+    target = f"socket:[{inode}]"
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                    return True
+            except OSError:
+                continue
+    except OSError:
+        pass
+    return False
+
+
+# ---- the proxy ------------------------------------------------------------------------------
+
+class _Conn:
+    """One accepted connection: the client side, the upstream side (None while black-holed)
+    and the broker id of the process that opened it (None when not one of our brokers)."""
+
+    def __init__(self, client, source):
+        self.client = client
+        self.upstream = None
+        self.source = source
+        self.closed = False
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        for s in (self.client, self.upstream):
+            if s is None:
+                continue
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+class Proxy:
+    """Forwards 127.0.0.1:port to 127.0.0.1:target_port, one pair of pump threads per
+    connection. blocked_all black-holes every connection; blocked_sources black-holes the
+    connections opened by those broker ids. `owner_of(local_port)` maps a connecting socket's
+    port to a broker id (or None)."""
+
+    def __init__(self, name, target_port, owner_of):
+        self.name = name
+        self.target_port = target_port
+        self.owner_of = owner_of
+        self.lock = threading.Lock()
+        self.conns = set()          # guarded by lock
+        self.blocked_all = False    # guarded by lock
+        self.blocked_sources = set()  # guarded by lock
+        self.accepted = 0
+        self.blackholed = 0
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        self.thread = threading.Thread(target=self._accept_loop, name=f"proxy-{name}", daemon=True)
+        self.thread.start()
+
+    def _blocked(self, conn):
+        return self.blocked_all or (conn.source is not None and conn.source in self.blocked_sources)
+
+    def _accept_loop(self):
+        while not self.stopping:
+            try:
+                client, addr = self.sock.accept()
+            except OSError:
+                return
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            source = self.owner_of(addr[1], self.port)
+            conn = _Conn(client, source)
+            with self.lock:
+                self.accepted += 1
+                self.conns.add(conn)
+                if self._blocked(conn):
+                    self.blackholed += 1
+                    continue  # black hole: keep the socket open, never read or forward
+            threading.Thread(target=self._connect_and_pump, args=(conn,), daemon=True).start()
+
+    def _connect_and_pump(self, conn):
+        try:
+            up = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            up.settimeout(None)
+            up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            self._drop(conn)  # upstream down: the client sees the connection closed
+            return
+        with self.lock:
+            if conn.closed or self._blocked(conn):
+                up.close()
+                if not conn.closed:
+                    conn.close()
+                self.conns.discard(conn)
+                return
+            conn.upstream = up
+        threading.Thread(target=self._pump, args=(conn, up, conn.client), daemon=True).start()
+        self._pump(conn, conn.client, up)
+
+    def _pump(self, conn, src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        self._drop(conn)
+
+    def _drop(self, conn):
+        with self.lock:
+            self.conns.discard(conn)
+            conn.close()
+
+    def block(self, sources=None):
+        """Black-holes everything (sources None) or the connections opened by these broker
+        ids; drops the matching open connections."""
+        with self.lock:
+            if sources is None:
+                self.blocked_all = True
+            else:
+                self.blocked_sources |= set(sources)
+            victims = [c for c in self.conns if self._blocked(c)]
+            for c in victims:
+                c.close()
+                self.conns.discard(c)
+        return len(victims)
+
+    def unblock(self, sources=None):
+        """Undoes block(); the black-holed connections are closed so their owners reconnect."""
+        with self.lock:
+            if sources is None:
+                self.blocked_all = False
+            else:
+                self.blocked_sources -= set(sources)
+            held = [c for c in self.conns if c.upstream is None and not self._blocked(c)]
+            for c in held:
+                c.close()
+                self.conns.discard(c)
+
+    def close(self):
+        self.stopping = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        with self.lock:
+            for c in list(self.conns):
+                c.close()
+            self.conns.clear()
+
+
+# ---- brokers ------------------------------------------------------------------------------
+
+class Broker:
+    """Constant after construction: id, dir, ports, proxies. `proc` changes on restart."""
+
+    def __init__(self, cluster, i):
+        self.id = i
+        self.dir = os.path.join(cluster.dir, f"broker-{i}")
+        self.data = os.path.join(self.dir, "data")
+        self.log_path = os.path.join(self.dir, "broker.log")
+        self.config_path = os.path.join(self.dir, "server.properties")
+        self.listen_port = free_port()
+        self.admin_port = free_port()
+        self.proxy = Proxy(f"broker-{i}", self.listen_port, cluster._owner_of)
+        self.zk_proxy = Proxy(f"zk-{i}", cluster.zk_port, cluster._owner_of)
+        self.proc = None
+        self.stopped = False  # SIGSTOPped
+        self.isolated = False
+
+    @property
+    def proxy_port(self):
+        return self.proxy.port
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
+
+    def alive(self):
+        return self.pid is not None
+
+
+class Cluster:
+    """ZooKeeper + N Varve brokers with proxies. Use as a context manager or call close()."""
+
+    def __init__(self, n=3, overrides=None, dir=None, varve_bin=None, keep=None):
+        self.n = n
+        self.varve_bin = varve_bin or os.environ.get("VARVE_BIN") or os.path.join(REPO, "build", "varve")
+        if not os.access(self.varve_bin, os.X_OK):
+            raise ClusterError(f"no broker binary at {self.varve_bin} (set VARVE_BIN)")
+        self.own_dir = dir is None
+        self.dir = dir or tempfile.mkdtemp(prefix="varve-cluster.")
+        self.keep = keep if keep is not None else os.environ.get("VARVE_KEEP") == "1"
+        self.overrides = dict(overrides or {})
+        self.zk_port = free_port()
+        self.zk_started = False
+        self.brokers = []
+        self.closed = False
+        self.watchdog = None
+        atexit.register(self.close)
+
+    # -- lifecycle --
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def start(self, timeout=60):
+        self._start_watchdog()
+        self.zk_start()
+        self.brokers = [Broker(self, i) for i in range(self.n)]
+        for b in self.brokers:
+            self._write_config(b)
+            self._spawn(b)
+        for b in self.brokers:
+            self._wait_listening(b, timeout)
+        log(f"cluster up in {self.dir}: bootstrap {self.bootstrap()}")
+
+    def bootstrap(self):
+        return ",".join(f"127.0.0.1:{b.proxy_port}" for b in self.brokers)
+
+    def zk_start(self, timeout=60):
+        r = subprocess.run(["bash", CLUSTER_SH, "zk-start", "--dir", self.dir,
+                            "--zk-port", str(self.zk_port)],
+                           capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise ClusterError(f"zk-start failed: {r.stdout}{r.stderr}")
+        self.zk_started = True
+        log(r.stdout.strip())
+
+    def zk_stop(self, timeout=60):
+        r = subprocess.run(["bash", CLUSTER_SH, "zk-stop", "--dir", self.dir],
+                           capture_output=True, text=True, timeout=timeout)
+        self.zk_started = False
+        if r.returncode != 0:
+            raise ClusterError(f"zk-stop failed: {r.stdout}{r.stderr}")
+
+    def zk_restart(self):
+        """Stops ZooKeeper (SIGTERM through cluster.sh) and starts it again on the same port
+        and data."""
+        self.zk_stop()
+        self.zk_start()
+
+    def _write_config(self, b):
+        os.makedirs(b.data, exist_ok=True)
+        props = {
+            "node.id": b.id,
+            "listeners": f"PLAINTEXT://127.0.0.1:{b.listen_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{b.proxy_port}",
+            "admin.listeners": f"http://127.0.0.1:{b.admin_port}",
+            "log.dirs": b.data,
+            "zookeeper.connect": f"127.0.0.1:{b.zk_proxy.port}/varve",
+            "zookeeper.session.timeout.ms": 6000,
+            "replica.lag.time.max.ms": 5000,
+            "default.replication.factor": min(self.n, 3),
+            "offsets.topic.replication.factor": min(self.n, 3),
+            "transaction.state.log.replication.factor": min(self.n, 3),
+            "group.initial.rebalance.delay.ms": 0,
+        }
+        props.update(self.overrides)
+        with open(b.config_path, "w") as f:
+            f.write(f"# Generated by tests/cluster/lib/cluster.py: broker {b.id} of {self.n}\n")
+            for k, v in props.items():
+                f.write(f"{k}={v}\n")
+
+    def _spawn(self, b):
+        with open(b.log_path, "ab") as logf:
+            logf.write(f"==== harness: starting broker {b.id} at {time.strftime('%H:%M:%S')}\n".encode())
+            logf.flush()
+            b.proc = subprocess.Popen([self.varve_bin, "broker", b.config_path], stdout=logf,
+                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        with open(os.path.join(b.dir, "broker.pid"), "w") as f:
+            f.write(f"{b.proc.pid}\n")
+        b.stopped = False
+
+    def _wait_listening(self, b, timeout):
+        def up():
+            if b.proc.poll() is not None:
+                raise ClusterError(f"broker {b.id} exited with {b.proc.returncode} during start-up; "
+                                   f"log tail:\n{self.log_tail(b.id)}")
+            return port_open(b.listen_port)
+        wait_until(up, timeout, f"broker {b.id} to listen on {b.listen_port}")
+
+    def log_tail(self, i, lines=40):
+        try:
+            with open(self.brokers[i].log_path, "rb") as f:
+                return b"".join(f.readlines()[-lines:]).decode(errors="replace")
+        except OSError as e:
+            return f"(no log: {e})"
+
+    def log_grep(self, i, needle, limit=20):
+        """The last `limit` lines of broker i's log containing `needle`."""
+        try:
+            with open(self.brokers[i].log_path, "rb") as f:
+                hits = [l.decode(errors="replace").rstrip() for l in f if needle.encode() in l]
+            return hits[-limit:]
+        except OSError:
+            return []
+
+    # -- faults --
+
+    def kill(self, i, timeout=30):
+        """SIGKILL broker i and wait for it to be gone."""
+        b = self.brokers[i]
+        if b.pid is None:
+            return
+        os.kill(b.proc.pid, signal.SIGKILL)
+        b.proc.wait(timeout)
+        b.stopped = False
+        log(f"broker {i}: SIGKILL")
+
+    def terminate(self, i, timeout=60):
+        """SIGTERM broker i (controlled shutdown) and wait; SIGKILL after `timeout`."""
+        b = self.brokers[i]
+        if b.pid is None:
+            return
+        if b.stopped:
+            self.cont(i)
+        os.kill(b.proc.pid, signal.SIGTERM)
+        try:
+            b.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log(f"broker {i}: did not stop on SIGTERM within {timeout}s; SIGKILL")
+            os.kill(b.proc.pid, signal.SIGKILL)
+            b.proc.wait(30)
+        log(f"broker {i}: stopped (SIGTERM)")
+
+    def restart(self, i, timeout=60):
+        """Starts broker i again with the same config and data (kills it first if it runs)."""
+        b = self.brokers[i]
+        if b.pid is not None:
+            self.kill(i)
+        self._spawn(b)
+        self._wait_listening(b, timeout)
+        log(f"broker {i}: restarted (pid {b.proc.pid})")
+
+    def stop(self, i):
+        """SIGSTOP broker i."""
+        b = self.brokers[i]
+        if b.pid is None:
+            raise ClusterError(f"broker {i} is not running")
+        os.kill(b.proc.pid, signal.SIGSTOP)
+        b.stopped = True
+        log(f"broker {i}: SIGSTOP")
+
+    def cont(self, i):
+        """SIGCONT broker i."""
+        b = self.brokers[i]
+        if b.pid is None:
+            raise ClusterError(f"broker {i} is not running")
+        os.kill(b.proc.pid, signal.SIGCONT)
+        b.stopped = False
+        log(f"broker {i}: SIGCONT")
+
+    def isolate(self, i):
+        """Cuts broker i off from clients, the other brokers and ZooKeeper."""
+        b = self.brokers[i]
+        dropped = b.proxy.block() + b.zk_proxy.block()
+        for o in self.brokers:
+            if o.id != i:
+                dropped += o.proxy.block(sources={i})
+        b.isolated = True
+        log(f"broker {i}: isolated ({dropped} connections dropped)")
+
+    def heal(self, i):
+        """Undoes isolate(i)."""
+        b = self.brokers[i]
+        b.proxy.unblock()
+        b.zk_proxy.unblock()
+        for o in self.brokers:
+            if o.id != i:
+                o.proxy.unblock(sources={i})
+        b.isolated = False
+        log(f"broker {i}: healed")
+
+    def _owner_of(self, local_port, proxy_port):
+        """The broker id whose process opened the connection from 127.0.0.1:local_port to
+        the proxy on proxy_port, or None."""
+        inode = _socket_inode(local_port, proxy_port)
+        if inode is None or inode == "0":
+            return None
+        for b in self.brokers:
+            pid = b.pid
+            if pid is not None and _pid_has_socket(pid, inode):
+                return b.id
+        return None
+
+    # -- metadata --
+
+    def healthy_bootstrap(self):
+        """Proxy addresses of the brokers that run, are not paused and not isolated (all of
+        them when none is)."""
+        ok = [b for b in self.brokers if b.alive() and not b.stopped and not b.isolated]
+        return ",".join(f"127.0.0.1:{b.proxy_port}" for b in ok) or self.bootstrap()
+
+    def admin(self):
+        """A fresh AdminClient bootstrapped from the healthy brokers only, so that metadata
+        comes from a broker that is part of the cluster."""
+        import logging
+        from confluent_kafka.admin import AdminClient
+        quiet = logging.getLogger("varve.cluster.admin")
+        quiet.addHandler(logging.NullHandler())
+        quiet.propagate = False
+        return AdminClient({"bootstrap.servers": self.healthy_bootstrap(),
+                            "socket.timeout.ms": 10000, "logger": quiet})
+
+    def create_topic(self, topic, partitions, rf, config=None, timeout=60):
+        """Creates the topic and waits until every partition has a leader and a full ISR."""
+        from confluent_kafka.admin import NewTopic
+        a = self.admin()
+        fs = a.create_topics([NewTopic(topic, partitions, rf, config=config or {})],
+                             request_timeout=30, operation_timeout=30)
+        try:
+            fs[topic].result(timeout)
+        except Exception as e:  # KafkaException carries the broker's error
+            raise ClusterError(f"create topic {topic} (partitions={partitions} rf={rf}) failed: {e}")
+        self.wait_for_isr(topic, rf, timeout, partitions=partitions)
+
+    def partitions(self, topic, timeout=10):
+        """{partition: (leader, replicas, isr)} from a metadata request, or {} when the topic
+        is unknown or no broker answered in time. Asks for all topics: a metadata request
+        naming the topic could auto-create it."""
+        try:
+            md = self.admin().list_topics(timeout=timeout)
+        except Exception:
+            return {}
+        t = md.topics.get(topic)
+        if t is None or t.error is not None and not t.partitions:
+            return {}
+        return {p.id: (p.leader, list(p.replicas), list(p.isrs)) for p in t.partitions.values()}
+
+    def leader_of(self, topic, partition, timeout=10):
+        """The leader's broker id (-1 when none) as the metadata shows it."""
+        parts = self.partitions(topic, timeout)
+        return parts.get(partition, (-1, [], []))[0]
+
+    def controller(self, timeout=10):
+        md = self.admin().list_topics(timeout=timeout)
+        return md.controller_id
+
+    def wait_for_leader(self, topic, partition, timeout, exclude=()):
+        """Waits until the partition has a live leader not in `exclude`; returns its id."""
+        def ok():
+            l = self.leader_of(topic, partition)
+            if l >= 0 and l not in exclude and self.brokers[l].alive() and not self.brokers[l].isolated:
+                return l + 1  # truthy for broker 0
+            return None
+        return wait_until(ok, timeout, f"{topic}-{partition} to get a leader other than {list(exclude)}",
+                          interval=0.25) - 1
+
+    def wait_for_isr(self, topic, size, timeout, partitions=None):
+        """Waits until every partition (all `partitions` of them, if given) has a leader and at
+        least `size` replicas in its ISR."""
+        last = {}
+
+        def ok():
+            nonlocal last
+            last = self.partitions(topic)
+            if not last or (partitions is not None and len(last) != partitions):
+                return False
+            return all(l >= 0 and len(isr) >= size for l, _, isr in last.values())
+        try:
+            wait_until(ok, timeout, f"{topic}: ISR of every partition >= {size}", interval=0.25)
+        except ClusterError as e:
+            raise ClusterError(f"{e}; last metadata {last}")
+
+    # -- teardown --
+
+    def _start_watchdog(self):
+        """A separate process that, when this process dies, stops ZooKeeper and the brokers
+        recorded in the cluster dir's pid files (checking each pid still runs what we started)."""
+        code = r"""
+import os, sys, signal, time
+d, varve = sys.argv[1], sys.argv[2]
+sys.stdin.read()   # EOF when the harness process exits, however it exits
+def runs(pidfile, pattern):
+    try:
+        pid = int(open(pidfile).read().strip())
+        cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+        return pid if pattern in cmd else None
+    except Exception:
+        return None
+targets = []
+for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+    if name.startswith("broker-"):
+        targets.append((os.path.join(d, name, "broker.pid"), varve))
+targets.append((os.path.join(d, "zookeeper", "zookeeper.pid"), "QuorumPeerMain"))
+for pidfile, pattern in targets:
+    pid = runs(pidfile, pattern)
+    if pid:
+        try:
+            os.kill(pid, signal.SIGCONT); os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+"""
+        self.watchdog = subprocess.Popen([sys.executable, "-c", code, self.dir, self.varve_bin],
+                                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                         start_new_session=True)
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        for b in self.brokers:
+            b.proxy.unblock()
+            b.zk_proxy.unblock()
+        for b in self.brokers:
+            if b.pid is not None:
+                try:
+                    if b.stopped:
+                        os.kill(b.proc.pid, signal.SIGCONT)
+                    os.kill(b.proc.pid, signal.SIGKILL)
+                    b.proc.wait(30)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+        if self.zk_started:
+            try:
+                self.zk_stop()
+            except Exception as e:
+                log(f"zk-stop: {e}")
+        for b in self.brokers:
+            b.proxy.close()
+            b.zk_proxy.close()
+        if self.watchdog is not None:
+            try:
+                self.watchdog.stdin.close()
+                self.watchdog.wait(30)
+            except Exception:
+                pass
+        if self.own_dir and not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        elif self.own_dir:
+            log(f"kept cluster dir {self.dir}")
