@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "protocol/crc32c.h"
+#include "protocol/record_control.h"
 #include "storage/log.h"
+#include "storage/txn_index.h"
 
 namespace varve::storage {
 namespace {
@@ -582,6 +584,334 @@ TEST(producer_state_log, stale_temporary_snapshot_is_ignored_and_removed) {
   loaded.load(*lg);
   expect_same_state(s, loaded);
   EXPECT_FALSE(fs::exists(dir.path() / "00000000000000000001.snapshot.tmp"));
+}
+
+// ---- transactions ----------------------------------------------------------------------------
+
+using protocol::control_record_type;
+
+// A partition's storage side: a log, its producer state and its aborted-transaction index,
+// fed the way the partition does (check, append to the log, apply_batch).
+class txn_partition {
+ public:
+  explicit txn_partition(const fs::path& dir, int64_t segment_bytes = 1073741824)
+      : dir_(dir), state_(dir), index_(dir) {
+    config_.segment_bytes = segment_bytes;
+    reopen();
+  }
+
+  // Simulates a restart: a new log, index and producer state loaded from the directory.
+  void reopen(bool clean = true) {
+    if (lg_ && clean) lg_->close();
+    lg_.reset();
+    std::string error;
+    lg_ = log::open(dir_, config_, -1, &error);
+    ASSERT_NE(lg_, nullptr) << error;
+    state_ = producer_state(dir_);
+    index_ = txn_index(dir_);
+    index_.load(*lg_);
+    state_.load(*lg_, index_);
+  }
+
+  // Appends a data batch of `records` records; returns its base offset.
+  int64_t data(int64_t pid, int16_t epoch, int32_t first_seq, int records, bool transactional) {
+    std::vector<protocol::record> recs(static_cast<size_t>(records));
+    for (auto& r : recs) {
+      r.timestamp = 1000;
+      r.value = std::vector<uint8_t>{'v'};
+    }
+    protocol::batch_builder_options o;
+    o.producer_id = pid;
+    o.producer_epoch = epoch;
+    o.base_sequence = first_seq;
+    o.transactional = transactional;
+    return append(protocol::build_batch(recs, o), nullptr);
+  }
+
+  // Appends a COMMIT/ABORT marker; returns what apply_batch reported.
+  std::optional<completed_txn> marker(int64_t pid, int16_t epoch, control_record_type type,
+                                      int32_t coordinator_epoch = 0) {
+    EXPECT_EQ(state_.check_marker(pid, epoch, {type, coordinator_epoch}), marker_check::ok);
+    std::optional<completed_txn> done;
+    append(protocol::build_txn_marker_batch(pid, epoch, {type, coordinator_epoch}, 1000), &done);
+    return done;
+  }
+
+  void snapshot() {
+    EXPECT_TRUE(index_.flush());
+    state_.take_snapshot(lg_->log_end_offset());
+  }
+
+  log& lg() { return *lg_; }
+  producer_state& state() { return state_; }
+  txn_index& index() { return index_; }
+
+ private:
+  int64_t append(std::vector<uint8_t> bytes, std::optional<completed_txn>* done) {
+    auto h = protocol::parse_batch_header(bytes);
+    EXPECT_TRUE(h.has_value());
+    EXPECT_EQ(state_.check(*h, nullptr), sequence_check::ok);
+    append_info info;
+    EXPECT_EQ(lg_->append_as_leader(bytes, 0, 1000, &info), append_error::none);
+    auto result = state_.apply_batch(bytes, *lg_, index_);
+    if (done != nullptr) *done = result;
+    return info.first_offset;
+  }
+
+  fs::path dir_;
+  log_config config_;
+  std::unique_ptr<log> lg_;
+  producer_state state_;
+  txn_index index_;
+};
+
+TEST(producer_state_txn, open_transactions_are_ordered_by_first_offset_and_bound_the_lso) {
+  temp_dir dir;
+  txn_partition p(dir.path());
+  EXPECT_EQ(p.state().first_unstable_offset(), std::nullopt);
+  EXPECT_EQ(p.state().last_stable_offset(5), 5);
+
+  EXPECT_EQ(p.data(3, 0, 0, 2, /*transactional=*/true), 0);  // 0..1
+  EXPECT_EQ(p.data(9, 0, 0, 1, /*transactional=*/false), 2);
+  EXPECT_EQ(p.data(1, 0, 0, 1, /*transactional=*/true), 3);
+  EXPECT_EQ(p.data(3, 0, 2, 1, /*transactional=*/true), 4) << "same transaction, still from 0";
+  EXPECT_EQ(p.state().ongoing_txns(), (std::map<int64_t, int64_t>{{0, 3}, {3, 1}}));
+  EXPECT_EQ(entry(p.state(), 3).current_txn_first_offset, 0);
+  EXPECT_EQ(p.state().first_unstable_offset(), 0);
+  EXPECT_EQ(p.state().last_stable_offset(5), 0);
+  EXPECT_EQ(p.state().last_stable_offset(0), 0) << "never above the high watermark";
+}
+
+TEST(producer_state_txn, commit_ends_the_transaction_without_an_index_entry) {
+  temp_dir dir;
+  txn_partition p(dir.path());
+  p.data(3, 0, 0, 2, true);  // 0..1
+  p.data(1, 0, 0, 1, true);  // 2
+  auto done = p.marker(3, 0, control_record_type::commit, 7);  // 3
+  ASSERT_TRUE(done.has_value());
+  EXPECT_EQ(*done, (completed_txn{3, 0, 3, false, /*last_stable_offset=*/2}));
+  EXPECT_EQ(p.state().ongoing_txns(), (std::map<int64_t, int64_t>{{2, 1}}));
+  EXPECT_EQ(entry(p.state(), 3).current_txn_first_offset, -1);
+  EXPECT_EQ(entry(p.state(), 3).coordinator_epoch, 7);
+  EXPECT_TRUE(p.index().entries().empty());
+}
+
+TEST(producer_state_txn, abort_appends_producer_first_offset_marker_and_lso_to_the_index) {
+  temp_dir dir;
+  txn_partition p(dir.path());
+  p.data(3, 0, 0, 2, true);  // 0..1
+  p.data(1, 0, 0, 1, true);  // 2
+  auto first = p.marker(3, 0, control_record_type::abort);  // 3; producer 1 still open from 2
+  auto second = p.marker(1, 0, control_record_type::abort);  // 4; nothing open after it
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(p.index().entries(), (std::vector<aborted_txn>{{3, 0, 3, 2}, {1, 2, 4, 5}}));
+  EXPECT_EQ(p.index().collect_aborted(0, 5), (std::vector<aborted_producer>{{3, 0}, {1, 2}}));
+  EXPECT_TRUE(p.state().ongoing_txns().empty());
+}
+
+TEST(producer_state_txn, completed_transaction_bounds_the_lso_until_the_high_watermark_passes_its_marker) {
+  temp_dir dir;
+  txn_partition p(dir.path());
+  p.data(3, 0, 0, 2, true);                      // 0..1
+  p.marker(3, 0, control_record_type::commit);   // 2
+  EXPECT_TRUE(p.state().ongoing_txns().empty());
+  EXPECT_EQ(p.state().last_stable_offset(2), 0) << "the marker is not replicated yet";
+  EXPECT_EQ(p.state().last_stable_offset(3), 3);
+  EXPECT_EQ(p.state().first_unstable_offset(), 0);
+  p.state().on_high_watermark(2);
+  EXPECT_EQ(p.state().first_unstable_offset(), 0);
+  p.state().on_high_watermark(3);
+  EXPECT_EQ(p.state().first_unstable_offset(), std::nullopt);
+  EXPECT_EQ(p.state().last_stable_offset(3), 3);
+}
+
+TEST(producer_state_txn, marker_for_a_producer_without_open_transaction_completes_nothing) {
+  temp_dir dir;
+  txn_partition p(dir.path());
+  p.data(3, 0, 0, 1, /*transactional=*/false);
+  EXPECT_EQ(p.marker(3, 0, control_record_type::abort, 4), std::nullopt);
+  EXPECT_EQ(p.marker(8, 2, control_record_type::abort, 4), std::nullopt) << "unknown producer";
+  EXPECT_TRUE(p.index().entries().empty());
+  EXPECT_EQ(entry(p.state(), 3).coordinator_epoch, 4);
+  EXPECT_EQ(entry(p.state(), 8).epoch, 2);
+  EXPECT_EQ(p.state().first_unstable_offset(), std::nullopt);
+}
+
+TEST(producer_state_txn, marker_checks_fence_old_producer_and_coordinator_epochs) {
+  temp_dir dir;
+  txn_partition p(dir.path());
+  p.data(3, 2, 0, 1, true);
+  p.marker(3, 2, control_record_type::commit, /*coordinator_epoch=*/5);
+  const protocol::txn_marker commit_at_5{control_record_type::commit, 5};
+  EXPECT_EQ(p.state().check_marker(3, 1, commit_at_5), marker_check::invalid_producer_epoch);
+  EXPECT_EQ(p.state().check_marker(3, 2, {control_record_type::abort, 4}),
+            marker_check::coordinator_fenced);
+  EXPECT_EQ(p.state().check_marker(3, 2, commit_at_5), marker_check::ok);
+  EXPECT_EQ(p.state().check_marker(3, 3, {control_record_type::abort, 6}), marker_check::ok)
+      << "a marker may carry a newer producer epoch";
+  EXPECT_EQ(p.state().check_marker(99, 0, commit_at_5), marker_check::ok) << "unknown producer";
+}
+
+TEST(producer_state_txn, marker_with_a_newer_epoch_bumps_the_epoch_and_restarts_sequences) {
+  temp_dir dir;
+  txn_partition p(dir.path());
+  p.data(3, 0, 0, 3, true);
+  p.marker(3, 1, control_record_type::abort);
+  EXPECT_EQ(entry(p.state(), 3).epoch, 1);
+  EXPECT_TRUE(entry(p.state(), 3).batches.empty());
+  EXPECT_EQ(p.state().check(data_batch(3, 1, 3, 1, 0), nullptr), sequence_check::out_of_order);
+  EXPECT_EQ(p.state().check(data_batch(3, 1, 0, 1, 0), nullptr), sequence_check::ok);
+}
+
+TEST(producer_state_txn, update_keeps_the_open_transaction_set_in_step) {
+  // Callers of the header-only update() (no marker type) still keep the LSO right.
+  producer_state s("/nonexistent");
+  auto t = data_batch(5, 0, 0, 1, 10);
+  t.attributes = 0x10;
+  s.update(t);
+  EXPECT_EQ(s.ongoing_txns(), (std::map<int64_t, int64_t>{{10, 5}}));
+  s.update(control_batch(5, 0, 11));
+  EXPECT_TRUE(s.ongoing_txns().empty());
+  EXPECT_EQ(s.last_stable_offset(20), 20);
+}
+
+TEST(producer_state_txn, apply_batches_handles_every_batch_of_a_follower_append) {
+  temp_dir leader_dir, follower_dir;
+  txn_partition leader(leader_dir.path());
+  leader.data(3, 0, 0, 2, true);                   // 0..1
+  leader.data(4, 0, 0, 1, true);                   // 2
+  leader.marker(3, 0, control_record_type::abort);  // 3
+  leader.data(-1, -1, -1, 1, false);               // 4
+  read_info r;
+  ASSERT_TRUE(leader.lg().read(0, 1 << 20, leader.lg().log_end_offset(), true, &r));
+  std::vector<uint8_t> bytes(r.size_bytes);
+  size_t pos = 0;
+  for (const auto& region : r.regions) {
+    ASSERT_EQ(::pread(region.file->fd(), bytes.data() + pos, region.size,
+                      static_cast<off_t>(region.position)),
+              static_cast<ssize_t>(region.size));
+    pos += region.size;
+  }
+
+  txn_partition follower(follower_dir.path());
+  ASSERT_EQ(follower.lg().append_as_follower(bytes, nullptr), append_error::none);
+  auto done = follower.state().apply_batches(bytes, follower.lg(), follower.index());
+  EXPECT_EQ(done, (std::vector<completed_txn>{{3, 0, 3, true, 2}}));
+  EXPECT_EQ(follower.index().entries(), leader.index().entries());
+  EXPECT_EQ(follower.state().ongoing_txns(), leader.state().ongoing_txns());
+  expect_same_state(leader.state(), follower.state());
+}
+
+TEST(producer_state_txn, snapshot_round_trip_keeps_open_transaction_and_coordinator_epoch) {
+  temp_dir dir;
+  txn_partition p(dir.path());
+  p.data(3, 0, 0, 2, true);                        // 0..1
+  p.marker(3, 0, control_record_type::commit, 9);  // 2
+  p.data(3, 0, 2, 1, true);                        // 3: a new transaction
+  p.data(4, 1, 0, 1, true);                        // 4
+  p.snapshot();                                    // at 5
+  ASSERT_EQ(p.state().snapshot_offsets(), (std::vector<int64_t>{5}));
+
+  producer_state loaded(dir.path());
+  txn_index index(dir.path());
+  index.load(p.lg());
+  loaded.load(p.lg(), index);
+  expect_same_state(p.state(), loaded);
+  EXPECT_EQ(entry(loaded, 3).coordinator_epoch, 9);
+  EXPECT_EQ(entry(loaded, 3).current_txn_first_offset, 3);
+  EXPECT_EQ(loaded.ongoing_txns(), (std::map<int64_t, int64_t>{{3, 3}, {4, 4}}));
+  EXPECT_EQ(loaded.last_stable_offset(5), 3);
+}
+
+TEST(producer_state_txn, restart_reproduces_open_transactions_and_aborted_index_from_snapshot_and_log) {
+  temp_dir dir;
+  txn_partition p(dir.path(), /*segment_bytes=*/1);  // one batch per segment
+  p.data(3, 0, 0, 2, true);                          // 0..1
+  p.data(4, 0, 0, 1, true);                          // 2
+  p.marker(3, 0, control_record_type::abort);        // 3
+  p.snapshot();                                      // at 4: producer 4 open
+  p.data(5, 0, 0, 1, true);                          // 4
+  p.marker(4, 0, control_record_type::abort, 1);
+  p.data(3, 0, 2, 1, true);
+  p.marker(5, 0, control_record_type::commit, 1);
+  const auto entries = p.index().entries();
+  const auto ongoing = p.state().ongoing_txns();
+  ASSERT_EQ(entries.size(), 2u);
+  ASSERT_EQ(ongoing.size(), 1u);
+
+  p.reopen(/*clean=*/true);
+  EXPECT_EQ(p.index().entries(), entries);
+  EXPECT_EQ(p.state().ongoing_txns(), ongoing);
+
+  // Index files lost past the snapshot (never flushed before a crash) are rebuilt.
+  for (int64_t base : p.index().file_bases()) {
+    if (base >= 4) fs::remove(p.index().file_path(base));
+  }
+  p.reopen(/*clean=*/false);
+  EXPECT_EQ(p.index().entries(), entries);
+  EXPECT_EQ(p.state().ongoing_txns(), ongoing);
+
+  // After the restart the open transaction ends like any other.
+  const int64_t first = ongoing.begin()->first;
+  auto done = p.marker(3, 0, control_record_type::abort, 1);
+  ASSERT_TRUE(done.has_value());
+  EXPECT_EQ(done->first_offset, first);
+  EXPECT_EQ(p.index().entries().back(), (aborted_txn{3, first, done->last_offset, done->last_offset + 1}));
+}
+
+TEST(producer_state_txn, damaged_index_below_the_snapshot_is_rebuilt_from_an_older_starting_point) {
+  temp_dir dir;
+  txn_partition p(dir.path());
+  p.data(3, 0, 0, 2, true);                    // 0..1
+  p.marker(3, 0, control_record_type::abort);  // 2
+  p.data(4, 0, 0, 1, true);                    // 3
+  p.marker(4, 0, control_record_type::abort);  // 4
+  p.snapshot();                                // at 5: covers both aborts
+  const auto entries = p.index().entries();
+  ASSERT_EQ(entries.size(), 2u);
+
+  // A torn second entry: its marker (4) lies below the snapshot, so the snapshot cannot be
+  // the starting point of the rebuild.
+  const auto path = p.index().file_path(0);
+  fs::resize_file(path, kTxnIndexEntrySize + 10);
+  p.reopen(/*clean=*/false);
+  EXPECT_EQ(p.index().entries(), entries);
+  EXPECT_EQ(p.index().first_damaged_offset(), INT64_MAX);
+  EXPECT_EQ(p.state().snapshot_offsets(), (std::vector<int64_t>{5})) << "the snapshot itself is kept";
+}
+
+TEST(producer_state_txn, truncating_below_a_marker_reopens_the_transaction_and_drops_its_entry) {
+  temp_dir dir;
+  txn_partition p(dir.path());
+  p.data(3, 0, 0, 2, true);                    // 0..1
+  p.marker(3, 0, control_record_type::abort);  // 2
+  p.data(4, 0, 0, 1, true);                    // 3
+  p.marker(4, 0, control_record_type::abort);  // 4
+  p.snapshot();                                // at 5
+  ASSERT_EQ(p.index().entries().size(), 2u);
+
+  p.lg().truncate_to(4);
+  p.state().truncate_and_reload(p.lg(), p.index());
+  EXPECT_EQ(p.index().entries(), (std::vector<aborted_txn>{{3, 0, 2, 3}}));
+  EXPECT_EQ(p.state().ongoing_txns(), (std::map<int64_t, int64_t>{{3, 4}}));
+  EXPECT_EQ(p.state().last_stable_offset(4), 3);
+  EXPECT_EQ(p.state().snapshot_offsets(), std::vector<int64_t>{}) << "the snapshot at 5 is gone";
+
+  // The coordinator writes the marker again; the entry comes back the same.
+  auto done = p.marker(4, 0, control_record_type::abort);
+  ASSERT_TRUE(done.has_value());
+  EXPECT_EQ(p.index().entries(), (std::vector<aborted_txn>{{3, 0, 2, 3}, {4, 3, 4, 5}}));
+}
+
+TEST(producer_state_txn, expiry_keeps_producers_with_open_transactions_in_the_lso) {
+  temp_dir dir;
+  txn_partition p(dir.path());
+  p.data(3, 0, 0, 1, true);
+  p.data(4, 0, 0, 1, false);
+  p.state().expire(/*now_ms=*/1'000'000, /*expiration_ms=*/1000);
+  EXPECT_EQ(p.state().find(4), nullptr);
+  EXPECT_NE(p.state().find(3), nullptr);
+  EXPECT_EQ(p.state().ongoing_txns(), (std::map<int64_t, int64_t>{{0, 3}}));
 }
 
 }  // namespace
