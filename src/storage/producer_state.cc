@@ -249,6 +249,7 @@ void producer_state::update(const protocol::record_batch_header& batch) {
   if (batch.producer_epoch != e.epoch) {
     e.batches.clear();
     e.epoch = batch.producer_epoch;
+    verification_guards_.erase(batch.producer_id);
   }
   e.last_timestamp = batch.max_timestamp;
 
@@ -275,6 +276,8 @@ void producer_state::update(const protocol::record_batch_header& batch) {
 
 void producer_state::set_txn_first_offset(int64_t producer_id, producer_entry& e,
                                           int64_t first_offset) {
+  // Opening or closing a transaction ends any verification under way for it.
+  verification_guards_.erase(producer_id);
   if (e.current_txn_first_offset >= 0) ongoing_txns_.erase(e.current_txn_first_offset);
   e.current_txn_first_offset = first_offset;
   if (first_offset >= 0) ongoing_txns_[first_offset] = producer_id;
@@ -306,6 +309,7 @@ std::optional<completed_txn> producer_state::apply_marker(const protocol::record
   }
   e.last_timestamp = batch.max_timestamp;
   e.coordinator_epoch = marker.coordinator_epoch;
+  verification_guards_.erase(batch.producer_id);
   if (e.current_txn_first_offset < 0) return std::nullopt;
 
   completed_txn done;
@@ -363,6 +367,25 @@ std::vector<completed_txn> producer_state::apply_batches(std::span<const uint8_t
     pos += h->total_size();
   }
   return out;
+}
+
+bool producer_state::needs_verification(const protocol::record_batch_header& batch) const {
+  if (batch.producer_id < 0 || !batch.is_transactional() || batch.is_control()) return false;
+  const producer_entry* e = find(batch.producer_id);
+  return e == nullptr || e->current_txn_first_offset < 0;
+}
+
+uint64_t producer_state::start_verification(int64_t producer_id) {
+  const uint64_t guard = next_guard_++;
+  verification_guards_[producer_id] = guard;
+  return guard;
+}
+
+bool producer_state::verification_ok(const protocol::record_batch_header& batch,
+                                     uint64_t guard) const {
+  if (!needs_verification(batch)) return true;
+  auto it = verification_guards_.find(batch.producer_id);
+  return guard != 0 && it != verification_guards_.end() && it->second == guard;
 }
 
 std::optional<int64_t> producer_state::first_unstable_offset() const {
@@ -449,6 +472,7 @@ int64_t producer_state::restore_snapshot(const log& log, int64_t max_offset) {
   producers_.clear();
   ongoing_txns_.clear();
   unreplicated_txns_.clear();
+  verification_guards_.clear();
   const int64_t log_end = log.log_end_offset();
 
   // Leftovers of an interrupted take_snapshot().

@@ -155,6 +155,26 @@ class producer_state {
   // Forgets completed transactions whose marker lies below `high_watermark`.
   void on_high_watermark(int64_t high_watermark);
 
+  // ---- Transaction verification (KIP-890 part 1) -------------------------------------------
+  //
+  // A transactional data batch from a producer with no open transaction in this partition
+  // would start one. Before appending it the leader asks the transaction coordinator whether
+  // the partition is part of the producer's ongoing transaction (AddPartitionsToTxn, verify
+  // only). Between that question and the append, the transaction may end (its marker is
+  // appended here): the guard makes such a late batch fail instead of opening a transaction
+  // nobody will ever end (KAFKA-14402). Flow on the leader:
+  //   if (needs_verification(h)) { g = start_verification(pid); ask coordinator;
+  //     on success: if (!verification_ok(h, g)) → INVALID_TXN_STATE, else check + append }
+  // Guards live in memory only; a marker for the producer, a change of epoch in update(), the
+  // start of its transaction, and every load/reload clear them.
+
+  // True if `batch` is transactional data from a producer with no open transaction here.
+  bool needs_verification(const protocol::record_batch_header& batch) const;
+  // A fresh guard (never 0) for the producer, replacing any earlier one.
+  uint64_t start_verification(int64_t producer_id);
+  // True if `batch` needs no verification, or `guard` is the producer's current guard.
+  bool verification_ok(const protocol::record_batch_header& batch, uint64_t guard) const;
+
   // load(log) that also keeps `index` consistent: loads the newest valid snapshot at or below
   // min(log end offset, index.first_damaged_offset()), drops index entries at or above the
   // snapshot offset and rebuilds them by replaying the log through apply_batch(). Call after
@@ -188,6 +208,9 @@ class producer_state {
   // Completed transactions whose marker the high watermark has not passed: first offset →
   // transaction. Not persisted (rebuilt by replay; pruned by the first on_high_watermark).
   std::map<int64_t, completed_txn> unreplicated_txns_;
+  // Verification guards (KIP-890 part 1): producer id → guard. In memory only.
+  std::map<int64_t, uint64_t> verification_guards_;
+  uint64_t next_guard_ = 1;
 };
 
 }  // namespace varve::storage

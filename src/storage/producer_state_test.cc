@@ -914,5 +914,64 @@ TEST(producer_state_txn, expiry_keeps_producers_with_open_transactions_in_the_ls
   EXPECT_EQ(p.state().ongoing_txns(), (std::map<int64_t, int64_t>{{0, 3}}));
 }
 
+TEST(producer_state_txn, only_a_transactional_batch_that_would_open_a_transaction_needs_verification) {
+  temp_dir dir;
+  txn_partition p(dir.path());
+  auto txn = data_batch(3, 0, 0, 1, 0);
+  txn.attributes = 0x10;
+  EXPECT_TRUE(p.state().needs_verification(txn)) << "unknown producer";
+  EXPECT_FALSE(p.state().needs_verification(data_batch(3, 0, 0, 1, 0))) << "not transactional";
+  EXPECT_FALSE(p.state().needs_verification(control_batch(3, 0, 0)));
+  p.data(3, 0, 0, 1, /*transactional=*/true);
+  EXPECT_FALSE(p.state().needs_verification(txn)) << "its transaction is open here";
+  EXPECT_TRUE(p.state().verification_ok(txn, 0));
+  p.marker(3, 0, control_record_type::commit);
+  EXPECT_TRUE(p.state().needs_verification(txn)) << "the next batch opens a new transaction";
+}
+
+TEST(producer_state_txn, verification_guard_is_voided_by_a_marker_that_arrives_first) {
+  // KAFKA-14402: the coordinator confirmed the partition, then the transaction was aborted
+  // before the delayed batch reached the log; the batch must not open a new transaction.
+  temp_dir dir;
+  txn_partition p(dir.path());
+  auto txn = data_batch(3, 0, 0, 1, 0);
+  txn.attributes = 0x10;
+  const uint64_t guard = p.state().start_verification(3);
+  EXPECT_NE(guard, 0u);
+  EXPECT_TRUE(p.state().verification_ok(txn, guard));
+  EXPECT_FALSE(p.state().verification_ok(txn, 0)) << "no guard presented";
+  EXPECT_FALSE(p.state().verification_ok(txn, guard + 1)) << "someone else's guard";
+  p.marker(3, 0, control_record_type::abort);
+  EXPECT_FALSE(p.state().verification_ok(txn, guard));
+}
+
+TEST(producer_state_txn, newer_verification_replaces_the_older_guard_and_opening_the_txn_clears_it) {
+  temp_dir dir;
+  txn_partition p(dir.path());
+  auto txn = data_batch(3, 0, 0, 1, 0);
+  txn.attributes = 0x10;
+  const uint64_t first = p.state().start_verification(3);
+  const uint64_t second = p.state().start_verification(3);
+  EXPECT_FALSE(p.state().verification_ok(txn, first));
+  EXPECT_TRUE(p.state().verification_ok(txn, second));
+  p.data(3, 0, 0, 1, /*transactional=*/true);  // opens the transaction
+  p.marker(3, 0, control_record_type::commit);
+  EXPECT_FALSE(p.state().verification_ok(txn, second)) << "a guard serves one transaction";
+}
+
+TEST(producer_state_txn, epoch_bump_and_reload_void_verification_guards) {
+  temp_dir dir;
+  txn_partition p(dir.path());
+  p.data(3, 0, 0, 1, /*transactional=*/false);
+  auto txn = data_batch(3, 1, 0, 1, 0);
+  txn.attributes = 0x10;
+  uint64_t guard = p.state().start_verification(3);
+  p.data(3, 1, 0, 1, /*transactional=*/false);  // epoch 0 → 1
+  EXPECT_FALSE(p.state().verification_ok(txn, guard));
+  guard = p.state().start_verification(3);
+  p.state().truncate_and_reload(p.lg(), p.index());
+  EXPECT_FALSE(p.state().verification_ok(txn, guard));
+}
+
 }  // namespace
 }  // namespace varve::storage
