@@ -62,6 +62,25 @@ TEST(txn_log_value, version_0_layout_groups_partitions_by_topic) {
   EXPECT_EQ(r.remaining(), 0u);
 }
 
+TEST(txn_log_value, matches_the_worked_example_in_the_format_doc) {
+  // docs/format/transaction-state.md
+  EXPECT_EQ(encode_txn_key("t"), (std::vector<uint8_t>{0x00, 0x00, 0x00, 0x01, 0x74}));
+  txn_log_value v;
+  v.producer_id = 1000;
+  v.producer_epoch = 1;
+  v.timeout_ms = 60000;
+  v.state = txn_state::ongoing;
+  v.partitions = {{"a", 2}, {"a", 0}};
+  v.last_update_timestamp_ms = 5;
+  v.start_timestamp_ms = 4;
+  const std::vector<uint8_t> expected = {
+      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0xe8, 0x00, 0x01, 0x00, 0x00,
+      0xea, 0x60, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x61, 0x00, 0x00, 0x00, 0x02,
+      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+      0x00, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04};
+  EXPECT_EQ(encode_txn_value(v), expected);
+}
+
 TEST(txn_log_value, round_trips_every_persisted_state) {
   for (txn_state s : {txn_state::empty, txn_state::ongoing, txn_state::prepare_commit,
                       txn_state::prepare_abort, txn_state::complete_commit,
