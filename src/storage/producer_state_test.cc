@@ -973,5 +973,28 @@ TEST(producer_state_txn, epoch_bump_and_reload_void_verification_guards) {
   EXPECT_FALSE(p.state().verification_ok(txn, guard));
 }
 
+TEST(producer_state_txn, fetch_lists_only_aborted_transactions_overlapping_the_returned_batches) {
+  temp_dir dir;
+  txn_partition p(dir.path());
+  p.data(3, 0, 0, 2, true);                    // 0..1
+  p.data(4, 0, 0, 1, false);                   // 2
+  p.data(5, 0, 0, 1, true);                    // 3
+  p.marker(3, 0, control_record_type::abort);  // 4
+  p.marker(5, 0, control_record_type::abort);  // 5
+  const int64_t lso = p.state().last_stable_offset(p.lg().log_end_offset());
+  ASSERT_EQ(lso, 6);
+  auto fetch = [&](int64_t offset, uint32_t max_bytes) {
+    read_info r;
+    EXPECT_TRUE(p.lg().read(offset, max_bytes, lso, /*min_one_batch=*/true, &r));
+    return aborted_for_fetch(p.lg(), p.index(), offset, r, lso);
+  };
+  using v = std::vector<aborted_producer>;
+  EXPECT_EQ(fetch(0, 1), (v{{3, 0}})) << "only batch 0..1 returned; producer 5 starts at 3";
+  EXPECT_EQ(fetch(0, 1 << 20), (v{{3, 0}, {5, 3}}));
+  EXPECT_EQ(fetch(2, 1), (v{{3, 0}})) << "producer 3's transaction (0..4) spans batch 2";
+  EXPECT_EQ(fetch(5, 1 << 20), (v{{5, 3}})) << "the marker alone";
+  EXPECT_EQ(fetch(6, 1 << 20), v{}) << "nothing returned";
+}
+
 }  // namespace
 }  // namespace varve::storage

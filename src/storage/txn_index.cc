@@ -316,4 +316,26 @@ std::vector<int64_t> txn_index::file_bases() const {
   return out;
 }
 
+std::vector<aborted_producer> aborted_for_fetch(const log& log, const txn_index& index,
+                                                int64_t fetch_offset, const read_info& data,
+                                                int64_t limit) {
+  if (data.regions.empty() || data.size_bytes == 0) return {};
+  auto candidates = index.collect_aborted(fetch_offset, limit);
+  if (candidates.empty()) return candidates;
+  // The returned bytes are whole batches from first_batch_offset on: walk their headers to
+  // find where they end.
+  int64_t upper = limit;
+  uint64_t covered = 0;
+  log.for_each_batch(data.first_batch_offset, [&](const protocol::record_batch_header& h) {
+    covered += h.total_size();
+    if (covered >= data.size_bytes) {
+      upper = std::min(limit, h.last_offset() + 1);
+      return false;
+    }
+    return true;
+  });
+  std::erase_if(candidates, [upper](const aborted_producer& a) { return a.first_offset >= upper; });
+  return candidates;
+}
+
 }  // namespace varve::storage

@@ -24,9 +24,8 @@
 //   open:      log::open → txn_index::load(log) → producer_state::load(log, txn_index)
 //   append (leader and follower), per batch appended, after the log append succeeded:
 //              producer_state::apply_batch(batch_bytes, log, txn_index)
-//   fetch read_committed (limit = last stable offset):
-//              txn_index::collect_aborted(fetch_offset, upper_bound) with upper_bound = the
-//              offset after the last batch returned (or the limit if nothing is returned)
+//   fetch read_committed (limit = last stable offset): log::read(..., limit, ...) →
+//              aborted_for_fetch(log, txn_index, fetch_offset, read_info, limit)
 //   follower truncation:  log::truncate_to(o) → producer_state::truncate_and_reload(log, txn_index)
 //   truncate_fully_and_start_at(o): → txn_index::clear() → producer_state::truncate_and_reload
 //   segments deleted or merged (retention, DeleteRecords, compaction):
@@ -67,6 +66,19 @@ struct aborted_producer {
 // version is not 0.
 void encode_txn_index_entry(const aborted_txn& e, uint8_t* out);
 bool decode_txn_index_entry(const uint8_t* in, aborted_txn* out);
+
+struct read_info;
+class txn_index;
+
+// The aborted_transactions of a read_committed fetch answer: the aborted transactions that
+// overlap the batches `data` returned (from `fetch_offset`, read with max_offset = `limit`,
+// the LSO). Empty when `data` is. The common case (no aborted transaction below `limit` from
+// `fetch_offset`) costs one index lookup; otherwise the returned batch headers are read once to
+// find the offset after the last batch, so the answer lists no transaction the consumer will
+// not see. Same result as collect_aborted(fetch_offset, end of the returned data).
+std::vector<aborted_producer> aborted_for_fetch(const log& log, const txn_index& index,
+                                                int64_t fetch_offset, const read_info& data,
+                                                int64_t limit);
 
 class txn_index {
  public:
