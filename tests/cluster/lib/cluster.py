@@ -22,6 +22,11 @@ Processes: the harness kills only the processes it started, by pid (SIGKILL / SI
 SIGCONT / SIGTERM). Every wait is bounded. A watchdog process stops ZooKeeper and the brokers
 if the harness process dies without running its cleanup (SIGKILL, ctest timeout).
 
+Reference mode: with VARVE_CLUSTER_KAFKA_HOME=<dir with libs/*.jar of Apache Kafka 4.x> the
+same cluster runs Apache Kafka brokers in KRaft combined mode (broker + controller per node,
+no ZooKeeper) instead of Varve; each node's controller listener sits behind the proxy that
+otherwise carries its ZooKeeper traffic. Used to validate a test against Kafka itself.
+
 Thread-safety: Cluster methods are meant to be called from one thread; the proxies run on
 their own threads and their state is guarded by a lock per proxy.
 """
@@ -79,18 +84,22 @@ def wait_until(pred, timeout, what, interval=0.1):
 # ---- socket ownership through /proc ---------------------------------------------------------
 
 def _socket_inode(local_port, remote_port):
-    """Inode of the loopback TCP socket 127.0.0.1:local_port -> 127.0.0.1:remote_port, or None."""
-    want_local = f"0100007F:{local_port:04X}"
-    want_remote = f"0100007F:{remote_port:04X}"
-    try:
-        with open("/proc/net/tcp") as f:
-            next(f)
-            for line in f:
-                parts = line.split()
-                if parts[1] == want_local and parts[2] == want_remote:
-                    return parts[9]
-    except OSError:
-        pass
+    """Inode of the loopback TCP socket 127.0.0.1:local_port -> 127.0.0.1:remote_port, or None.
+    Looks in /proc/net/tcp6 too: a dual-stack socket (the JVM's) shows 127.0.0.1 there as the
+    IPv4-mapped ::ffff:127.0.0.1."""
+    for table, addr in (("/proc/net/tcp", "0100007F"),
+                        ("/proc/net/tcp6", "0000000000000000FFFF00000100007F")):
+        want_local = f"{addr}:{local_port:04X}"
+        want_remote = f"{addr}:{remote_port:04X}"
+        try:
+            with open(table) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    if parts[1] == want_local and parts[2] == want_remote:
+                        return parts[9]
+        except OSError:
+            pass
     return None
 
 
@@ -269,7 +278,11 @@ class Broker:
         self.listen_port = free_port()
         self.admin_port = free_port()
         self.proxy = Proxy(f"broker-{i}", self.listen_port, cluster._owner_of)
-        self.zk_proxy = Proxy(f"zk-{i}", cluster.zk_port, cluster._owner_of)
+        if cluster.kafka_home:
+            self.controller_port = free_port()
+            self.zk_proxy = Proxy(f"controller-{i}", self.controller_port, cluster._owner_of)
+        else:
+            self.zk_proxy = Proxy(f"zk-{i}", cluster.zk_port, cluster._owner_of)
         self.proc = None
         self.stopped = False  # SIGSTOPped
         self.isolated = False
@@ -291,8 +304,11 @@ class Cluster:
 
     def __init__(self, n=3, overrides=None, dir=None, varve_bin=None, keep=None):
         self.n = n
+        self.kafka_home = os.environ.get("VARVE_CLUSTER_KAFKA_HOME")
         self.varve_bin = varve_bin or os.environ.get("VARVE_BIN") or os.path.join(REPO, "build", "varve")
-        if not os.access(self.varve_bin, os.X_OK):
+        if self.kafka_home:
+            self.varve_bin = "kafka.Kafka"  # what the watchdog looks for in a broker's cmdline
+        elif not os.access(self.varve_bin, os.X_OK):
             raise ClusterError(f"no broker binary at {self.varve_bin} (set VARVE_BIN)")
         self.own_dir = dir is None
         self.dir = dir or tempfile.mkdtemp(prefix="varve-cluster.")
@@ -316,10 +332,14 @@ class Cluster:
 
     def start(self, timeout=60):
         self._start_watchdog()
-        self.zk_start()
+        if not self.kafka_home:
+            self.zk_start()
         self.brokers = [Broker(self, i) for i in range(self.n)]
         for b in self.brokers:
             self._write_config(b)
+        if self.kafka_home:
+            self._format_kafka_storage()
+        for b in self.brokers:
             self._spawn(b)
         for b in self.brokers:
             self._wait_listening(b, timeout)
@@ -352,6 +372,8 @@ class Cluster:
 
     def _write_config(self, b):
         os.makedirs(b.data, exist_ok=True)
+        if self.kafka_home:
+            return self._write_kafka_config(b)
         props = {
             "node.id": b.id,
             "listeners": f"PLAINTEXT://127.0.0.1:{b.listen_port}",
@@ -372,11 +394,54 @@ class Cluster:
             for k, v in props.items():
                 f.write(f"{k}={v}\n")
 
+    def _write_kafka_config(self, b):
+        voters = ",".join(f"{o.id}@127.0.0.1:{o.zk_proxy.port}" for o in self.brokers)
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": b.id,
+            "controller.quorum.voters": voters,
+            "listeners": f"PLAINTEXT://127.0.0.1:{b.listen_port},CONTROLLER://127.0.0.1:{b.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{b.proxy_port},CONTROLLER://127.0.0.1:{b.zk_proxy.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": b.data,
+            "broker.session.timeout.ms": 6000,
+            "broker.heartbeat.interval.ms": 1000,
+            "replica.lag.time.max.ms": 5000,
+            "default.replication.factor": min(self.n, 3),
+            "offsets.topic.replication.factor": min(self.n, 3),
+            "transaction.state.log.replication.factor": min(self.n, 3),
+            "group.initial.rebalance.delay.ms": 0,
+        }
+        props.update(self.overrides)
+        with open(b.config_path, "w") as f:
+            f.write(f"# Generated by tests/cluster/lib/cluster.py: Apache Kafka node {b.id} of {self.n}\n")
+            for k, v in props.items():
+                f.write(f"{k}={v}\n")
+
+    def _kafka_java(self):
+        return ["java", "-Xmx512m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+                "-cp", os.path.join(self.kafka_home, "libs", "*")]
+
+    def _format_kafka_storage(self):
+        import base64
+        import uuid
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        for b in self.brokers:
+            r = subprocess.run(self._kafka_java() + ["kafka.tools.StorageTool", "format", "-t",
+                                                     cluster_id, "-c", b.config_path],
+                               capture_output=True, text=True, timeout=120)
+            if r.returncode != 0:
+                raise ClusterError(f"kafka storage format failed: {r.stdout}{r.stderr}")
+
     def _spawn(self, b):
         with open(b.log_path, "ab") as logf:
             logf.write(f"==== harness: starting broker {b.id} at {time.strftime('%H:%M:%S')}\n".encode())
             logf.flush()
-            b.proc = subprocess.Popen([self.varve_bin, "broker", b.config_path], stdout=logf,
+            cmd = ([*self._kafka_java(), "kafka.Kafka", b.config_path] if self.kafka_home
+                   else [self.varve_bin, "broker", b.config_path])
+            b.proc = subprocess.Popen(cmd, stdout=logf,
                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         with open(os.path.join(b.dir, "broker.pid"), "w") as f:
             f.write(f"{b.proc.pid}\n")
@@ -467,7 +532,7 @@ class Cluster:
         dropped = b.proxy.block() + b.zk_proxy.block()
         for o in self.brokers:
             if o.id != i:
-                dropped += o.proxy.block(sources={i})
+                dropped += o.proxy.block(sources={i}) + o.zk_proxy.block(sources={i})
         b.isolated = True
         log(f"broker {i}: isolated ({dropped} connections dropped)")
 
@@ -479,6 +544,7 @@ class Cluster:
         for o in self.brokers:
             if o.id != i:
                 o.proxy.unblock(sources={i})
+                o.zk_proxy.unblock(sources={i})
         b.isolated = False
         log(f"broker {i}: healed")
 
