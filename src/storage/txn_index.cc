@@ -150,6 +150,7 @@ bool txn_index::append(const log& log, const aborted_txn& entry) {
   if (fd < 0) {
     VLOG_ERROR(kComponent) << "cannot open " << path.string() << ": " << std::strerror(errno);
     if (created) files_.erase(*base);
+    first_damaged_offset_ = std::min(first_damaged_offset_, entry.last_offset);
     return false;
   }
   uint8_t buf[kTxnIndexEntrySize];
@@ -159,6 +160,8 @@ bool txn_index::append(const log& log, const aborted_txn& entry) {
   if (!ok) {
     VLOG_ERROR(kComponent) << "cannot append to " << path.string() << ": " << error;
     if (created) files_.erase(*base);
+    // The next load replays the log from before this marker to write the entry.
+    first_damaged_offset_ = std::min(first_damaged_offset_, entry.last_offset);
     return false;
   }
   entries.push_back(entry);

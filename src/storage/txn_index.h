@@ -93,7 +93,8 @@ class txn_index {
 
   // Records an aborted transaction in the index of the segment of `log` that holds the
   // marker (entry.last_offset). Returns false (nothing written, logged) if the entry does not
-  // come after every entry already recorded, or the write failed.
+  // come after every entry already recorded, or the write failed; a failed write also lowers
+  // first_damaged_offset() to the marker, so the next load rebuilds the entry from the log.
   bool append(const log& log, const aborted_txn& entry);
 
   // Aborted transactions overlapping [fetch_offset, upper_bound): entries with
@@ -117,8 +118,8 @@ class txn_index {
   // fsyncs the files written since the last flush. False (logged) on an I/O error.
   bool flush();
 
-  // Lowest offset at which load() found a file damaged, INT64_MAX if none. Reset by clear()
-  // and by truncate_to() at or below it.
+  // Lowest offset from which entries may be missing (load() found a file damaged, or an
+  // append failed), INT64_MAX if none. Reset by clear() and by truncate_to() at or below it.
   int64_t first_damaged_offset() const { return first_damaged_offset_; }
 
   // All entries, in marker order (tests, tools).

@@ -389,5 +389,20 @@ TEST(txn_index, unknown_version_or_disorder_cuts_the_file_at_that_entry) {
   EXPECT_EQ(idx2.first_damaged_offset(), INT64_MAX) << "everything from the damage on is gone";
 }
 
+TEST(txn_index, failed_append_marks_the_marker_offset_for_rebuild) {
+  temp_dir dir;
+  auto lg = log_with_segments(dir.path(), 2);
+  txn_index idx(dir.path());
+  idx.load(*lg);
+  ASSERT_TRUE(idx.append(*lg, entry(1, 2, 5, 6)));
+  // A directory where segment 10's file should go: opening it for writing fails.
+  fs::create_directory(dir.path() / "00000000000000000010.txnindex");
+  EXPECT_FALSE(idx.append(*lg, entry(2, 11, 12, 13)));
+  EXPECT_EQ(idx.first_damaged_offset(), 12);
+  EXPECT_EQ(idx.entries(), (std::vector<aborted_txn>{entry(1, 2, 5, 6)}));
+  fs::remove(dir.path() / "00000000000000000010.txnindex");
+  EXPECT_TRUE(idx.append(*lg, entry(2, 11, 12, 13))) << "the next marker can be written";
+}
+
 }  // namespace
 }  // namespace varve::storage
