@@ -521,8 +521,7 @@ txn_list txn_coordinator::list(const std::vector<std::string>& state_filters,
 txn_description txn_coordinator::describe(const std::string& transactional_id) const {
   txn_description d;
   d.transactional_id = transactional_id;
-  d.error = check_id(transactional_id);
-  if (d.error == error_code::invalid_request) d.error = error_code::transactional_id_not_found;
+  d.error = check_id(transactional_id);  // INVALID_REQUEST for an empty id, as Kafka
   if (d.error != error_code::none) return d;
   const entry* e = find_entry(transactional_id);
   if (!e || !e->in_log || e->meta.state == txn_state::dead) {

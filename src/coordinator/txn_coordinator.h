@@ -178,8 +178,8 @@ class txn_coordinator {
   txn_list list(const std::vector<std::string>& state_filters,
                 const std::vector<int64_t>& producer_id_filters,
                 int64_t duration_filter_ms) const;
-  // DescribeTransactions for one id: NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS /
-  // TRANSACTIONAL_ID_NOT_FOUND, or its metadata.
+  // DescribeTransactions for one id: INVALID_REQUEST (empty id) / NOT_COORDINATOR /
+  // COORDINATOR_LOAD_IN_PROGRESS / TRANSACTIONAL_ID_NOT_FOUND, or its metadata.
   txn_description describe(const std::string& transactional_id) const;
 
   // Periodic work (see the class comment). The server calls it from a timer.

@@ -598,7 +598,7 @@ TEST_F(txn_coordinator_test, list_and_describe_report_kafkas_view) {
   EXPECT_EQ(d.start_timestamp_ms, now_ - 5000);
   EXPECT_EQ(d.partitions, (std::vector<txn_partition>{{"x", 0}, {"y", 1}}));
   EXPECT_EQ(c_->describe("nope").error, error_code::transactional_id_not_found);
-  EXPECT_EQ(c_->describe("").error, error_code::transactional_id_not_found);
+  EXPECT_EQ(c_->describe("").error, error_code::invalid_request);
 }
 
 }  // namespace

@@ -86,6 +86,19 @@ txn_metadata new_txn_metadata(std::string transactional_id, int64_t producer_id,
 txn_plan plan_init_producer_id(const txn_metadata& cur, int32_t timeout_ms,
                                const std::optional<producer_id_and_epoch>& expected,
                                int64_t now_ms, const producer_id_allocator& allocate) {
+  // Checked before the state: a stale instance naming an old producer must not abort the
+  // current producer's transaction.
+  if (expected) {
+    // A named producer must be the current one, the metadata must be fresh (an idempotent
+    // producer turning transactional), or it is a retry after a rotation whose answer was
+    // lost (previous producer id at an exhausted epoch).
+    const bool known = cur.producer_epoch == kNoProducerEpoch ||
+                       expected->producer_id == cur.producer_id ||
+                       (expected->producer_id == cur.last_producer_id &&
+                        is_epoch_exhausted(expected->epoch));
+    if (!known) return fail(error_code::producer_fenced);
+  }
+
   switch (cur.state) {
     case txn_state::prepare_commit:
     case txn_state::prepare_abort:
@@ -104,17 +117,6 @@ txn_plan plan_init_producer_id(const txn_metadata& cur, int32_t timeout_ms,
     case txn_state::complete_commit:
     case txn_state::complete_abort:
       break;
-  }
-
-  if (expected) {
-    // A named producer must be the current one, the metadata must be fresh (an idempotent
-    // producer turning transactional), or it is a retry after a rotation whose answer was
-    // lost (previous producer id at an exhausted epoch).
-    const bool known = cur.producer_epoch == kNoProducerEpoch ||
-                       expected->producer_id == cur.producer_id ||
-                       (expected->producer_id == cur.last_producer_id &&
-                        is_epoch_exhausted(expected->epoch));
-    if (!known) return fail(error_code::producer_fenced);
   }
 
   txn_metadata next = cur;

@@ -117,8 +117,9 @@ txn_metadata new_txn_metadata(std::string transactional_id, int64_t producer_id,
 // producer id/epoch the client names when recovering (KIP-360), nullopt when it names none.
 // Empty/Complete*: bump the epoch (or rotate to a new producer id when exhausted), clear the
 // transaction. Ongoing: fence it (see txn_plan). Prepare*/PrepareEpochFence/Dead:
-// CONCURRENT_TRANSACTIONS. An `expected` that matches neither the current producer (nor
-// the previous one at an exhausted epoch) nor the current/last epoch: PRODUCER_FENCED.
+// CONCURRENT_TRANSACTIONS. An `expected` naming another producer id (other than the one
+// before a rotation, at an exhausted epoch) is PRODUCER_FENCED in every state, checked
+// first; one naming neither the current nor the last epoch is PRODUCER_FENCED too.
 txn_plan plan_init_producer_id(const txn_metadata& cur, int32_t timeout_ms,
                                const std::optional<producer_id_and_epoch>& expected,
                                int64_t now_ms, const producer_id_allocator& allocate);

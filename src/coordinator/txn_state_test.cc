@@ -144,6 +144,18 @@ TEST(plan_init_producer_id, kip360_stale_or_foreign_producer_is_fenced) {
             error_code::producer_fenced);
 }
 
+TEST(plan_init_producer_id, a_foreign_producer_cannot_abort_the_current_transaction) {
+  auto plan = plan_init_producer_id(meta(S::ongoing), 9000, producer_id_and_epoch{55, 3}, 2000,
+                                     no_allocation());
+  EXPECT_EQ(plan.error, error_code::producer_fenced);
+  EXPECT_FALSE(plan.next);
+  EXPECT_FALSE(plan.fences_ongoing);
+  EXPECT_EQ(plan_init_producer_id(meta(S::prepare_commit), 9000, producer_id_and_epoch{55, 3},
+                                  2000, no_allocation())
+                .error,
+            error_code::producer_fenced);
+}
+
 TEST(plan_init_producer_id, an_idempotent_producer_turning_transactional_is_accepted) {
   const txn_metadata fresh = new_txn_metadata("t", 77, 5000, 10);
   auto plan = plan_init_producer_id(fresh, 5000, producer_id_and_epoch{12, 9}, 20,
