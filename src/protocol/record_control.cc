@@ -56,8 +56,9 @@ std::optional<txn_marker> parse_txn_marker(std::span<const uint8_t> batch) {
   if (value_version < 0) return std::nullopt;
   txn_marker m;
   m.type = static_cast<control_record_type>(type);
-  m.coordinator_epoch = static_cast<int32_t>((uint32_t{static_cast<uint16_t>(get16(*r.value, 2))} << 16) |
-                                             static_cast<uint16_t>(get16(*r.value, 4)));
+  m.coordinator_epoch =
+      static_cast<int32_t>((uint32_t{static_cast<uint16_t>(get16(*r.value, 2))} << 16) |
+                           static_cast<uint16_t>(get16(*r.value, 4)));
   return m;
 }
 

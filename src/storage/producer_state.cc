@@ -299,8 +299,8 @@ marker_check producer_state::check_marker(int64_t producer_id, int16_t producer_
   return marker_check::ok;
 }
 
-std::optional<completed_txn> producer_state::apply_marker(const protocol::record_batch_header& batch,
-                                                          const protocol::txn_marker& marker) {
+std::optional<completed_txn> producer_state::apply_marker(
+    const protocol::record_batch_header& batch, const protocol::txn_marker& marker) {
   assert(batch.is_control() && batch.producer_id >= 0);
   producer_entry& e = producers_[batch.producer_id];
   if (batch.producer_epoch != e.epoch) {
@@ -409,8 +409,9 @@ int64_t producer_state::last_stable_offset(int64_t high_watermark) const {
 }
 
 void producer_state::on_high_watermark(int64_t high_watermark) {
-  std::erase_if(unreplicated_txns_,
-                [high_watermark](const auto& kv) { return kv.second.last_offset < high_watermark; });
+  std::erase_if(unreplicated_txns_, [high_watermark](const auto& kv) {
+    return kv.second.last_offset < high_watermark;
+  });
 }
 
 void producer_state::set_coordinator_epoch(int64_t producer_id, int32_t coordinator_epoch) {

@@ -55,8 +55,8 @@ struct producer_entry {
 // A transaction ended by a marker (producer_state::apply_marker).
 struct completed_txn {
   int64_t producer_id = -1;
-  int64_t first_offset = -1;        // first offset of the producer's transaction
-  int64_t last_offset = -1;         // offset of the COMMIT/ABORT marker
+  int64_t first_offset = -1;  // first offset of the producer's transaction
+  int64_t last_offset = -1;   // offset of the COMMIT/ABORT marker
   bool aborted = false;
   // Kafka's last stable offset for the index entry: the first offset of the oldest
   // transaction still open right after this one ended, else last_offset + 1. Derived from the
@@ -68,9 +68,9 @@ struct completed_txn {
 // Checks on a transaction marker before a leader appends it (WriteTxnMarkers).
 enum class marker_check : uint8_t {
   ok,
-  invalid_producer_epoch,   // marker epoch older than the producer's → INVALID_PRODUCER_EPOCH
-  coordinator_fenced,       // coordinator epoch older than the last marker's →
-                            // TRANSACTION_COORDINATOR_FENCED
+  invalid_producer_epoch,  // marker epoch older than the producer's → INVALID_PRODUCER_EPOCH
+  coordinator_fenced,      // coordinator epoch older than the last marker's →
+                           // TRANSACTION_COORDINATOR_FENCED
 };
 
 enum class sequence_check : uint8_t {

@@ -685,8 +685,8 @@ TEST(producer_state_txn, open_transactions_are_ordered_by_first_offset_and_bound
 TEST(producer_state_txn, commit_ends_the_transaction_without_an_index_entry) {
   temp_dir dir;
   txn_partition p(dir.path());
-  p.data(3, 0, 0, 2, true);  // 0..1
-  p.data(1, 0, 0, 1, true);  // 2
+  p.data(3, 0, 0, 2, true);                                    // 0..1
+  p.data(1, 0, 0, 1, true);                                    // 2
   auto done = p.marker(3, 0, control_record_type::commit, 7);  // 3
   ASSERT_TRUE(done.has_value());
   EXPECT_EQ(*done, (completed_txn{3, 0, 3, false, /*last_stable_offset=*/2}));
@@ -699,9 +699,9 @@ TEST(producer_state_txn, commit_ends_the_transaction_without_an_index_entry) {
 TEST(producer_state_txn, abort_appends_producer_first_offset_marker_and_lso_to_the_index) {
   temp_dir dir;
   txn_partition p(dir.path());
-  p.data(3, 0, 0, 2, true);  // 0..1
-  p.data(1, 0, 0, 1, true);  // 2
-  auto first = p.marker(3, 0, control_record_type::abort);  // 3; producer 1 still open from 2
+  p.data(3, 0, 0, 2, true);                                  // 0..1
+  p.data(1, 0, 0, 1, true);                                  // 2
+  auto first = p.marker(3, 0, control_record_type::abort);   // 3; producer 1 still open from 2
   auto second = p.marker(1, 0, control_record_type::abort);  // 4; nothing open after it
   ASSERT_TRUE(first && second);
   EXPECT_EQ(p.index().entries(), (std::vector<aborted_txn>{{3, 0, 3, 2}, {1, 2, 4, 5}}));
@@ -709,11 +709,12 @@ TEST(producer_state_txn, abort_appends_producer_first_offset_marker_and_lso_to_t
   EXPECT_TRUE(p.state().ongoing_txns().empty());
 }
 
-TEST(producer_state_txn, completed_transaction_bounds_the_lso_until_the_high_watermark_passes_its_marker) {
+TEST(producer_state_txn,
+     completed_transaction_bounds_the_lso_until_the_high_watermark_passes_its_marker) {
   temp_dir dir;
   txn_partition p(dir.path());
-  p.data(3, 0, 0, 2, true);                      // 0..1
-  p.marker(3, 0, control_record_type::commit);   // 2
+  p.data(3, 0, 0, 2, true);                     // 0..1
+  p.marker(3, 0, control_record_type::commit);  // 2
   EXPECT_TRUE(p.state().ongoing_txns().empty());
   EXPECT_EQ(p.state().last_stable_offset(2), 0) << "the marker is not replicated yet";
   EXPECT_EQ(p.state().last_stable_offset(3), 3);
@@ -778,10 +779,10 @@ TEST(producer_state_txn, update_keeps_the_open_transaction_set_in_step) {
 TEST(producer_state_txn, apply_batches_handles_every_batch_of_a_follower_append) {
   temp_dir leader_dir, follower_dir;
   txn_partition leader(leader_dir.path());
-  leader.data(3, 0, 0, 2, true);                   // 0..1
-  leader.data(4, 0, 0, 1, true);                   // 2
+  leader.data(3, 0, 0, 2, true);                    // 0..1
+  leader.data(4, 0, 0, 1, true);                    // 2
   leader.marker(3, 0, control_record_type::abort);  // 3
-  leader.data(-1, -1, -1, 1, false);               // 4
+  leader.data(-1, -1, -1, 1, false);                // 4
   read_info r;
   ASSERT_TRUE(leader.lg().read(0, 1 << 20, leader.lg().log_end_offset(), true, &r));
   std::vector<uint8_t> bytes(r.size_bytes);
@@ -823,7 +824,8 @@ TEST(producer_state_txn, snapshot_round_trip_keeps_open_transaction_and_coordina
   EXPECT_EQ(loaded.last_stable_offset(5), 3);
 }
 
-TEST(producer_state_txn, restart_reproduces_open_transactions_and_aborted_index_from_snapshot_and_log) {
+TEST(producer_state_txn,
+     restart_reproduces_open_transactions_and_aborted_index_from_snapshot_and_log) {
   temp_dir dir;
   txn_partition p(dir.path(), /*segment_bytes=*/1);  // one batch per segment
   p.data(3, 0, 0, 2, true);                          // 0..1
@@ -856,7 +858,8 @@ TEST(producer_state_txn, restart_reproduces_open_transactions_and_aborted_index_
   auto done = p.marker(3, 0, control_record_type::abort, 1);
   ASSERT_TRUE(done.has_value());
   EXPECT_EQ(done->first_offset, first);
-  EXPECT_EQ(p.index().entries().back(), (aborted_txn{3, first, done->last_offset, done->last_offset + 1}));
+  EXPECT_EQ(p.index().entries().back(),
+            (aborted_txn{3, first, done->last_offset, done->last_offset + 1}));
 }
 
 TEST(producer_state_txn, damaged_index_below_the_snapshot_is_rebuilt_from_an_older_starting_point) {
@@ -877,7 +880,8 @@ TEST(producer_state_txn, damaged_index_below_the_snapshot_is_rebuilt_from_an_old
   p.reopen(/*clean=*/false);
   EXPECT_EQ(p.index().entries(), entries);
   EXPECT_EQ(p.index().first_damaged_offset(), INT64_MAX);
-  EXPECT_EQ(p.state().snapshot_offsets(), (std::vector<int64_t>{5})) << "the snapshot itself is kept";
+  EXPECT_EQ(p.state().snapshot_offsets(), (std::vector<int64_t>{5}))
+      << "the snapshot itself is kept";
 }
 
 TEST(producer_state_txn, truncating_below_a_marker_reopens_the_transaction_and_drops_its_entry) {
@@ -914,7 +918,8 @@ TEST(producer_state_txn, expiry_keeps_producers_with_open_transactions_in_the_ls
   EXPECT_EQ(p.state().ongoing_txns(), (std::map<int64_t, int64_t>{{0, 3}}));
 }
 
-TEST(producer_state_txn, only_a_transactional_batch_that_would_open_a_transaction_needs_verification) {
+TEST(producer_state_txn,
+     only_a_transactional_batch_that_would_open_a_transaction_needs_verification) {
   temp_dir dir;
   txn_partition p(dir.path());
   auto txn = data_batch(3, 0, 0, 1, 0);
@@ -945,7 +950,8 @@ TEST(producer_state_txn, verification_guard_is_voided_by_a_marker_that_arrives_f
   EXPECT_FALSE(p.state().verification_ok(txn, guard));
 }
 
-TEST(producer_state_txn, newer_verification_replaces_the_older_guard_and_opening_the_txn_clears_it) {
+TEST(producer_state_txn,
+     newer_verification_replaces_the_older_guard_and_opening_the_txn_clears_it) {
   temp_dir dir;
   txn_partition p(dir.path());
   auto txn = data_batch(3, 0, 0, 1, 0);

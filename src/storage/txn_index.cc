@@ -98,7 +98,8 @@ void txn_index::load(const log& log) {
         why = "entry " + std::to_string(i) + " has an unknown version";
         break;
       }
-      if (e.last_offset <= previous_last || e.last_offset < base || e.first_offset > e.last_offset) {
+      if (e.last_offset <= previous_last || e.last_offset < base ||
+          e.first_offset > e.last_offset) {
         why = "entry " + std::to_string(i) + " is out of order";
         break;
       }
@@ -112,8 +113,8 @@ void txn_index::load(const log& log) {
       // Entries after the damage are lost: they are rebuilt by replaying the log from a
       // snapshot at or below this point (producer_state::load).
       const int64_t damaged = entries.empty() ? base : entries.back().last_offset + 1;
-      VLOG_WARN(kComponent) << path.string() << ": " << why << "; entries from offset "
-                            << damaged << " will be rebuilt from the log";
+      VLOG_WARN(kComponent) << path.string() << ": " << why << "; entries from offset " << damaged
+                            << " will be rebuilt from the log";
       first_damaged_offset_ = std::min(first_damaged_offset_, damaged);
       files_[base] = entries;
       if (entries.empty()) files_.erase(base);
@@ -135,7 +136,8 @@ int64_t txn_index::last_recorded_offset() const {
 
 bool txn_index::append(const log& log, const aborted_txn& entry) {
   const auto base = segment_base_for(log, entry.last_offset);
-  if (!base || entry.last_offset <= last_recorded_offset() || entry.first_offset > entry.last_offset) {
+  if (!base || entry.last_offset <= last_recorded_offset() ||
+      entry.first_offset > entry.last_offset) {
     VLOG_ERROR(kComponent) << dir_.string() << ": refusing aborted transaction of producer "
                            << entry.producer_id << " [" << entry.first_offset << ", "
                            << entry.last_offset << "] (last recorded marker "
@@ -194,8 +196,9 @@ std::vector<aborted_producer> txn_index::collect_aborted(int64_t fetch_offset,
 void txn_index::truncate_to(int64_t offset) {
   for (auto it = files_.begin(); it != files_.end();) {
     auto& entries = it->second;
-    const auto keep = std::find_if(entries.begin(), entries.end(),
-                                   [offset](const aborted_txn& e) { return e.last_offset >= offset; });
+    const auto keep = std::find_if(entries.begin(), entries.end(), [offset](const aborted_txn& e) {
+      return e.last_offset >= offset;
+    });
     const int64_t base = it->first;
     ++it;
     if (keep == entries.end()) continue;
@@ -235,8 +238,9 @@ void txn_index::sync_with_segments(const log& log) {
     remove_file(base);
     auto& into = files_[target];
     into.insert(into.end(), entries.begin(), entries.end());
-    std::sort(into.begin(), into.end(),
-              [](const aborted_txn& a, const aborted_txn& b) { return a.last_offset < b.last_offset; });
+    std::sort(into.begin(), into.end(), [](const aborted_txn& a, const aborted_txn& b) {
+      return a.last_offset < b.last_offset;
+    });
     to_rewrite.insert(target);
   }
   for (int64_t base : to_rewrite) rewrite(base);

@@ -40,7 +40,8 @@ std::vector<uint8_t> read_file(const fs::path& p) {
 
 void write_file(const fs::path& p, const std::vector<uint8_t>& bytes) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
 }
 
 // A log whose segments start at 0, 10, 20, ... (`segments` of them, 10 records each).
@@ -70,8 +71,8 @@ aborted_txn entry(int64_t pid, int64_t first, int64_t last, int64_t lso) {
 // ---- transaction markers (protocol/record_control.h) ----------------------------------------
 
 TEST(txn_marker, built_marker_batch_is_a_valid_transactional_control_batch) {
-  auto bytes = protocol::build_txn_marker_batch(
-      42, 3, {protocol::control_record_type::commit, 17}, /*timestamp=*/5000);
+  auto bytes = protocol::build_txn_marker_batch(42, 3, {protocol::control_record_type::commit, 17},
+                                                /*timestamp=*/5000);
   protocol::record_batch_header h;
   ASSERT_EQ(protocol::validate_batch(bytes, &h), protocol::batch_error::none);
   EXPECT_TRUE(h.is_control());
@@ -112,8 +113,8 @@ std::vector<uint8_t> control_batch_with(std::optional<std::vector<uint8_t>> key,
 }
 
 TEST(txn_marker, abort_marker_with_large_coordinator_epoch_round_trips) {
-  auto bytes = protocol::build_txn_marker_batch(
-      1, 0, {protocol::control_record_type::abort, INT32_MAX}, 1);
+  auto bytes =
+      protocol::build_txn_marker_batch(1, 0, {protocol::control_record_type::abort, INT32_MAX}, 1);
   auto m = protocol::parse_txn_marker(bytes);
   ASSERT_TRUE(m.has_value());
   EXPECT_EQ(m->type, protocol::control_record_type::abort);
@@ -121,8 +122,8 @@ TEST(txn_marker, abort_marker_with_large_coordinator_epoch_round_trips) {
 }
 
 TEST(txn_marker, newer_key_and_value_versions_are_read_by_their_leading_fields) {
-  auto m = protocol::parse_txn_marker(
-      control_batch_with(std::vector<uint8_t>{0, 1, 0, 0, 9}, std::vector<uint8_t>{0, 1, 0, 0, 0, 5, 7, 7}));
+  auto m = protocol::parse_txn_marker(control_batch_with(
+      std::vector<uint8_t>{0, 1, 0, 0, 9}, std::vector<uint8_t>{0, 1, 0, 0, 0, 5, 7, 7}));
   ASSERT_TRUE(m.has_value());
   EXPECT_EQ(m->type, protocol::control_record_type::abort);
   EXPECT_EQ(m->coordinator_epoch, 5);
@@ -130,15 +131,15 @@ TEST(txn_marker, newer_key_and_value_versions_are_read_by_their_leading_fields) 
 
 TEST(txn_marker, non_marker_and_malformed_control_batches_are_not_markers) {
   // Not a control batch.
-  EXPECT_FALSE(protocol::parse_txn_marker(
-      control_batch_with(std::vector<uint8_t>{0, 0, 0, 1}, std::vector<uint8_t>{0, 0, 0, 0, 0, 0},
-                         /*control=*/false)));
+  EXPECT_FALSE(protocol::parse_txn_marker(control_batch_with(std::vector<uint8_t>{0, 0, 0, 1},
+                                                             std::vector<uint8_t>{0, 0, 0, 0, 0, 0},
+                                                             /*control=*/false)));
   // Type 2 (KRaft LEADER_CHANGE) is not a transaction marker.
-  EXPECT_FALSE(protocol::parse_txn_marker(
-      control_batch_with(std::vector<uint8_t>{0, 0, 0, 2}, std::vector<uint8_t>{0, 0, 0, 0, 0, 0})));
+  EXPECT_FALSE(protocol::parse_txn_marker(control_batch_with(
+      std::vector<uint8_t>{0, 0, 0, 2}, std::vector<uint8_t>{0, 0, 0, 0, 0, 0})));
   // Negative key version.
-  EXPECT_FALSE(protocol::parse_txn_marker(
-      control_batch_with(std::vector<uint8_t>{0xff, 0xff, 0, 1}, std::vector<uint8_t>{0, 0, 0, 0, 0, 0})));
+  EXPECT_FALSE(protocol::parse_txn_marker(control_batch_with(
+      std::vector<uint8_t>{0xff, 0xff, 0, 1}, std::vector<uint8_t>{0, 0, 0, 0, 0, 0})));
   // Short key, short value, missing key, missing value.
   EXPECT_FALSE(protocol::parse_txn_marker(
       control_batch_with(std::vector<uint8_t>{0, 0, 0}, std::vector<uint8_t>{0, 0, 0, 0, 0, 0})));
@@ -149,7 +150,8 @@ TEST(txn_marker, non_marker_and_malformed_control_batches_are_not_markers) {
   EXPECT_FALSE(protocol::parse_txn_marker(
       control_batch_with(std::vector<uint8_t>{0, 0, 0, 1}, std::nullopt)));
   // Truncated batch.
-  auto bytes = protocol::build_txn_marker_batch(1, 0, {protocol::control_record_type::commit, 0}, 1);
+  auto bytes =
+      protocol::build_txn_marker_batch(1, 0, {protocol::control_record_type::commit, 0}, 1);
   bytes.resize(30);
   EXPECT_FALSE(protocol::parse_txn_marker(bytes));
 }
