@@ -63,7 +63,33 @@ txn_coordinator::txn_coordinator(txn_coordinator_options options, append_fn appe
       allocate_(std::move(allocate)),
       now_ms_(std::move(now_ms)) {}
 
-txn_coordinator::~txn_coordinator() { *alive_ = false; }
+txn_coordinator::~txn_coordinator() {
+  *alive_ = false;
+  stop();
+}
+
+void txn_coordinator::start(asio::io_context& loop) {
+  stopped_ = false;
+  timer_ = std::make_unique<asio::steady_timer>(loop);
+  schedule_tick();
+}
+
+void txn_coordinator::stop() {
+  stopped_ = true;
+  if (timer_) timer_->cancel();
+}
+
+void txn_coordinator::schedule_tick() {
+  if (stopped_ || !timer_) return;
+  timer_->expires_after(std::chrono::milliseconds(options_.tick_interval_ms));
+  std::weak_ptr<bool> alive = alive_;
+  timer_->async_wait([this, alive](const asio::error_code& ec) {
+    auto token = alive.lock();
+    if (ec || !token || !*token || stopped_) return;
+    tick();
+    schedule_tick();
+  });
+}
 
 int32_t txn_coordinator::partition_for(std::string_view transactional_id) const {
   return txn_partition_for(transactional_id, options_.transaction_state_num_partitions);

@@ -30,7 +30,8 @@
 // Time: `now_ms` is the wall clock (start and update timestamps are persisted and compared
 // after failover, as Kafka does). tick() aborts timed-out transactions (every
 // abort_timed_out_transaction_cleanup_interval_ms), removes expired transactional ids
-// (every remove_expired_transactional_ids_interval_ms) and retries failed marker writes.
+// (every remove_expired_transactional_ids_interval_ms) and retries failed marker writes;
+// start() runs it from a timer on the owning loop.
 //
 // Callbacks: `done` callbacks, append_fn and marker_writer completions may run
 // synchronously inside the call that started them or later on the owning loop; callers must
@@ -38,6 +39,7 @@
 // coordinator was destroyed are ignored (their `done` is never called).
 //
 // Threading: owned by one shard's loop; every method and every completion must run there.
+#include <asio.hpp>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -63,6 +65,7 @@ struct txn_coordinator_options {
   int32_t transaction_state_num_partitions = 50;  // transaction.state.log.num.partitions
   int32_t offsets_topic_num_partitions = 50;      // offsets.topic.num.partitions
   int64_t retry_backoff_ms = 100;  // before retrying a failed marker write or completion
+  int64_t tick_interval_ms = 100;  // how often start()'s timer calls tick()
 };
 
 // One record for __transaction_state: value nullopt is a tombstone.
@@ -182,7 +185,11 @@ class txn_coordinator {
   // COORDINATOR_LOAD_IN_PROGRESS / TRANSACTIONAL_ID_NOT_FOUND, or its metadata.
   txn_description describe(const std::string& transactional_id) const;
 
-  // Periodic work (see the class comment). The server calls it from a timer.
+  // Runs tick() every options.tick_interval_ms on `loop` (the owning shard's) until stop()
+  // or destruction. `loop` must outlive the coordinator.
+  void start(asio::io_context& loop);
+  void stop();
+  // Periodic work (see the class comment); start() calls it from a timer.
   void tick();
 
   // For tests and diagnostics: the applied metadata, null if unknown.
@@ -218,6 +225,7 @@ class txn_coordinator {
   void abort_timed_out(int64_t now);
   void expire_ids(int64_t now);
   void forget_partition(int32_t p);
+  void schedule_tick();
 
   txn_coordinator_options options_;
   append_fn append_;
@@ -229,6 +237,8 @@ class txn_coordinator {
   uint64_t next_generation_ = 1;
   int64_t next_abort_check_ = -1;
   int64_t next_expiry_check_ = -1;
+  std::unique_ptr<asio::steady_timer> timer_;
+  bool stopped_ = false;
   // Completions check this before touching the coordinator.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -601,5 +601,27 @@ TEST_F(txn_coordinator_test, list_and_describe_report_kafkas_view) {
   EXPECT_EQ(c_->describe("").error, error_code::invalid_request);
 }
 
+TEST_F(txn_coordinator_test, start_runs_tick_from_a_timer_until_stopped) {
+  options_.tick_interval_ms = 1;
+  c_ = make();
+  load_all(*c_);
+  auto p = init("t1");
+  ASSERT_EQ(add("t1", p, {{"out", 0}}), error_code::none);
+  ASSERT_EQ(end("t1", p.producer_id, p.producer_epoch, true), error_code::none);
+  finish_markers(error_code::not_leader_or_follower);
+  now_ += 100;  // the retry is due at the next tick
+  asio::io_context loop;
+  c_->start(loop);
+  for (int i = 0; i < 2000 && markers_.empty(); ++i) loop.run_for(std::chrono::milliseconds(1));
+  ASSERT_EQ(markers_.size(), 1u);
+  c_->stop();
+  finish_markers(error_code::not_leader_or_follower);
+  now_ += 100;
+  loop.restart();
+  loop.run_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(markers_.empty());  // stopped: no more ticks
+  c_.reset();  // the timer belongs to `loop`, which must outlive the coordinator
+}
+
 }  // namespace
 }  // namespace varve::coordinator
