@@ -398,14 +398,14 @@ std::optional<int64_t> producer_state::first_unstable_offset() const {
   return first;
 }
 
-int64_t producer_state::last_stable_offset(int64_t high_watermark) const {
-  int64_t lso = high_watermark;
-  if (!ongoing_txns_.empty()) lso = std::min(lso, ongoing_txns_.begin()->first);
+int64_t producer_state::last_stable_offset(int64_t high_watermark, int64_t log_start_offset) const {
+  int64_t unstable = INT64_MAX;
+  if (!ongoing_txns_.empty()) unstable = ongoing_txns_.begin()->first;
   for (const auto& [first, txn] : unreplicated_txns_) {
-    if (first >= lso) break;  // ordered by first offset: nothing later can lower it
-    if (txn.last_offset >= high_watermark) lso = first;
+    if (first >= unstable) break;  // ordered by first offset: nothing later can lower it
+    if (txn.last_offset >= high_watermark) unstable = first;
   }
-  return lso;
+  return std::min(high_watermark, std::max(log_start_offset, unstable));
 }
 
 void producer_state::on_high_watermark(int64_t high_watermark) {
@@ -563,6 +563,15 @@ void producer_state::load(const log& log, txn_index& index) {
                         << " producers=" << producers_.size()
                         << " open_transactions=" << ongoing_txns_.size()
                         << " aborted_index_entries=" << index.entries().size();
+}
+
+void producer_state::truncate_fully(txn_index& index) {
+  for (int64_t offset : list_snapshots(dir_)) remove_file(snapshot_path(offset));
+  producers_.clear();
+  ongoing_txns_.clear();
+  unreplicated_txns_.clear();
+  verification_guards_.clear();
+  index.clear();
 }
 
 void producer_state::truncate_and_reload(const log& log, txn_index& index) {

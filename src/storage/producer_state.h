@@ -121,7 +121,8 @@ class producer_state {
   //   leader produce and follower append: apply_batch() for each appended batch (it replaces
   //     update() for callers that have the bytes; update() alone cannot see a marker's type);
   //   every high-watermark move: on_high_watermark(hw);
-  //   fetch: last_stable_offset(hw) is the read_committed limit and the LSO in the response.
+  //   fetch: last_stable_offset(hw, log start) is the read_committed limit and the LSO in the
+  //     response.
 
   // Marker checks for the leader: producer epoch (a marker may carry a newer epoch) and
   // coordinator epoch (must not go backwards).
@@ -149,9 +150,11 @@ class producer_state {
   // transaction, or of a completed one whose marker the high watermark has not passed yet
   // (as of the last on_high_watermark call); nullopt if none.
   std::optional<int64_t> first_unstable_offset() const;
-  // min(high_watermark, first offset of every open transaction, first offset of every
-  // completed transaction whose marker is at or above high_watermark).
-  int64_t last_stable_offset(int64_t high_watermark) const;
+  // min(high_watermark, max(log_start_offset, U)) where U is the lowest first offset of every
+  // open transaction and every completed transaction whose marker is at or above
+  // high_watermark. A transaction whose start was deleted (retention, DeleteRecords) holds the
+  // LSO at the log start, as in Kafka, not below it.
+  int64_t last_stable_offset(int64_t high_watermark, int64_t log_start_offset) const;
   // Forgets completed transactions whose marker lies below `high_watermark`.
   void on_high_watermark(int64_t high_watermark);
 
@@ -180,9 +183,14 @@ class producer_state {
   // snapshot offset and rebuilds them by replaying the log through apply_batch(). Call after
   // index.load(log) at open. The index must have been flushed before every snapshot was taken.
   void load(const log& log, txn_index& index);
-  // After log::truncate_to / truncate_fully_and_start_at: index.truncate_to(log end),
-  // index.sync_with_segments(log), then load(log, index).
+  // After log::truncate_to: index.truncate_to(log end), index.sync_with_segments(log), then
+  // load(log, index).
   void truncate_and_reload(const log& log, txn_index& index);
+  // After log::truncate_fully_and_start_at (the log restarted empty at a new offset): deletes
+  // every snapshot, forgets every producer and empties the index, as Kafka does. (A snapshot
+  // of the old log below the new offset must not be loaded: its open transactions would hold
+  // the LSO.)
+  void truncate_fully(txn_index& index);
 
   // Offsets of the snapshot files present in the directory, ascending (tests, tools).
   std::vector<int64_t> snapshot_offsets() const;

@@ -669,7 +669,7 @@ TEST(producer_state_txn, open_transactions_are_ordered_by_first_offset_and_bound
   temp_dir dir;
   txn_partition p(dir.path());
   EXPECT_EQ(p.state().first_unstable_offset(), std::nullopt);
-  EXPECT_EQ(p.state().last_stable_offset(5), 5);
+  EXPECT_EQ(p.state().last_stable_offset(5, 0), 5);
 
   EXPECT_EQ(p.data(3, 0, 0, 2, /*transactional=*/true), 0);  // 0..1
   EXPECT_EQ(p.data(9, 0, 0, 1, /*transactional=*/false), 2);
@@ -678,8 +678,8 @@ TEST(producer_state_txn, open_transactions_are_ordered_by_first_offset_and_bound
   EXPECT_EQ(p.state().ongoing_txns(), (std::map<int64_t, int64_t>{{0, 3}, {3, 1}}));
   EXPECT_EQ(entry(p.state(), 3).current_txn_first_offset, 0);
   EXPECT_EQ(p.state().first_unstable_offset(), 0);
-  EXPECT_EQ(p.state().last_stable_offset(5), 0);
-  EXPECT_EQ(p.state().last_stable_offset(0), 0) << "never above the high watermark";
+  EXPECT_EQ(p.state().last_stable_offset(5, 0), 0);
+  EXPECT_EQ(p.state().last_stable_offset(0, 0), 0) << "never above the high watermark";
 }
 
 TEST(producer_state_txn, commit_ends_the_transaction_without_an_index_entry) {
@@ -716,14 +716,14 @@ TEST(producer_state_txn,
   p.data(3, 0, 0, 2, true);                     // 0..1
   p.marker(3, 0, control_record_type::commit);  // 2
   EXPECT_TRUE(p.state().ongoing_txns().empty());
-  EXPECT_EQ(p.state().last_stable_offset(2), 0) << "the marker is not replicated yet";
-  EXPECT_EQ(p.state().last_stable_offset(3), 3);
+  EXPECT_EQ(p.state().last_stable_offset(2, 0), 0) << "the marker is not replicated yet";
+  EXPECT_EQ(p.state().last_stable_offset(3, 0), 3);
   EXPECT_EQ(p.state().first_unstable_offset(), 0);
   p.state().on_high_watermark(2);
   EXPECT_EQ(p.state().first_unstable_offset(), 0);
   p.state().on_high_watermark(3);
   EXPECT_EQ(p.state().first_unstable_offset(), std::nullopt);
-  EXPECT_EQ(p.state().last_stable_offset(3), 3);
+  EXPECT_EQ(p.state().last_stable_offset(3, 0), 3);
 }
 
 TEST(producer_state_txn, marker_for_a_producer_without_open_transaction_completes_nothing) {
@@ -773,7 +773,7 @@ TEST(producer_state_txn, update_keeps_the_open_transaction_set_in_step) {
   EXPECT_EQ(s.ongoing_txns(), (std::map<int64_t, int64_t>{{10, 5}}));
   s.update(control_batch(5, 0, 11));
   EXPECT_TRUE(s.ongoing_txns().empty());
-  EXPECT_EQ(s.last_stable_offset(20), 20);
+  EXPECT_EQ(s.last_stable_offset(20, 0), 20);
 }
 
 TEST(producer_state_txn, apply_batches_handles_every_batch_of_a_follower_append) {
@@ -821,7 +821,7 @@ TEST(producer_state_txn, snapshot_round_trip_keeps_open_transaction_and_coordina
   EXPECT_EQ(entry(loaded, 3).coordinator_epoch, 9);
   EXPECT_EQ(entry(loaded, 3).current_txn_first_offset, 3);
   EXPECT_EQ(loaded.ongoing_txns(), (std::map<int64_t, int64_t>{{3, 3}, {4, 4}}));
-  EXPECT_EQ(loaded.last_stable_offset(5), 3);
+  EXPECT_EQ(loaded.last_stable_offset(5, 0), 3);
 }
 
 TEST(producer_state_txn,
@@ -898,7 +898,7 @@ TEST(producer_state_txn, truncating_below_a_marker_reopens_the_transaction_and_d
   p.state().truncate_and_reload(p.lg(), p.index());
   EXPECT_EQ(p.index().entries(), (std::vector<aborted_txn>{{3, 0, 2, 3}}));
   EXPECT_EQ(p.state().ongoing_txns(), (std::map<int64_t, int64_t>{{3, 4}}));
-  EXPECT_EQ(p.state().last_stable_offset(4), 3);
+  EXPECT_EQ(p.state().last_stable_offset(4, 0), 3);
   EXPECT_EQ(p.state().snapshot_offsets(), std::vector<int64_t>{}) << "the snapshot at 5 is gone";
 
   // The coordinator writes the marker again; the entry comes back the same.
@@ -987,7 +987,7 @@ TEST(producer_state_txn, fetch_lists_only_aborted_transactions_overlapping_the_r
   p.data(5, 0, 0, 1, true);                    // 3
   p.marker(3, 0, control_record_type::abort);  // 4
   p.marker(5, 0, control_record_type::abort);  // 5
-  const int64_t lso = p.state().last_stable_offset(p.lg().log_end_offset());
+  const int64_t lso = p.state().last_stable_offset(p.lg().log_end_offset(), 0);
   ASSERT_EQ(lso, 6);
   auto fetch = [&](int64_t offset, uint32_t max_bytes) {
     read_info r;
@@ -1000,6 +1000,45 @@ TEST(producer_state_txn, fetch_lists_only_aborted_transactions_overlapping_the_r
   EXPECT_EQ(fetch(2, 1), (v{{3, 0}})) << "producer 3's transaction (0..4) spans batch 2";
   EXPECT_EQ(fetch(5, 1 << 20), (v{{5, 3}})) << "the marker alone";
   EXPECT_EQ(fetch(6, 1 << 20), v{}) << "nothing returned";
+}
+
+TEST(producer_state_txn,
+     restarting_the_log_at_a_new_offset_empties_the_index_and_open_transactions) {
+  temp_dir dir;
+  txn_partition p(dir.path(), /*segment_bytes=*/1);
+  p.data(3, 0, 0, 2, true);                    // 0..1
+  p.marker(3, 0, control_record_type::abort);  // 2
+  p.data(4, 0, 0, 1, true);                    // 3
+  p.marker(4, 0, control_record_type::abort);  // 4
+  p.data(5, 0, 0, 1, true);                    // 5
+  p.snapshot();
+  ASSERT_EQ(p.index().entries().size(), 2u);
+
+  p.state().take_snapshot(3);  // an old snapshot below the new start must not be loaded
+  p.lg().truncate_fully_and_start_at(4);
+  p.state().truncate_fully(p.index());
+  EXPECT_TRUE(p.state().snapshot_offsets().empty());
+  EXPECT_TRUE(p.state().producers().empty());
+  EXPECT_TRUE(p.index().entries().empty());
+  EXPECT_TRUE(p.index().file_bases().empty());
+  EXPECT_TRUE(p.state().ongoing_txns().empty());
+  for (const auto& ent : fs::directory_iterator(dir.path())) {
+    EXPECT_FALSE(ent.path().string().ends_with(".txnindex")) << ent.path();
+  }
+  p.reopen();
+  EXPECT_TRUE(p.state().ongoing_txns().empty()) << "nothing old comes back after a restart";
+  EXPECT_EQ(p.state().last_stable_offset(4, 4), 4);
+}
+
+TEST(producer_state_txn, lso_is_not_held_below_the_log_start) {
+  temp_dir dir;
+  txn_partition p(dir.path(), /*segment_bytes=*/1);
+  p.data(3, 0, 0, 2, true);   // 0..1, open
+  p.data(4, 0, 0, 1, false);  // 2
+  p.data(4, 0, 1, 1, false);  // 3
+  ASSERT_EQ(p.lg().delete_records_before(2), 2);
+  EXPECT_EQ(p.state().last_stable_offset(4, p.lg().log_start_offset()), 2);
+  EXPECT_EQ(p.state().last_stable_offset(4, 0), 0);
 }
 
 }  // namespace

@@ -26,8 +26,8 @@
 //              producer_state::apply_batch(batch_bytes, log, txn_index)
 //   fetch read_committed (limit = last stable offset): log::read(..., limit, ...) →
 //              aborted_for_fetch(log, txn_index, fetch_offset, read_info, limit)
-//   follower truncation:  log::truncate_to(o) → producer_state::truncate_and_reload(log, txn_index)
-//   truncate_fully_and_start_at(o): → txn_index::clear() → producer_state::truncate_and_reload
+//   follower truncation: log::truncate_to(o) → producer_state::truncate_and_reload(log, txn_index)
+//   log::truncate_fully_and_start_at(o) → producer_state::truncate_fully(txn_index)
 //   segments deleted or merged (retention, DeleteRecords, compaction):
 //              txn_index::sync_with_segments(log)
 //   snapshot (roll, close): txn_index::flush() → producer_state::take_snapshot(leo)
