@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
+
 #include "coordinator/offsets_format.h"
 #include "coordinator/txn_log_format.h"
 
@@ -621,6 +624,103 @@ TEST_F(txn_coordinator_test, start_runs_tick_from_a_timer_until_stopped) {
   loop.run_for(std::chrono::milliseconds(20));
   EXPECT_TRUE(markers_.empty());  // stopped: no more ticks
   c_.reset();  // the timer belongs to `loop`, which must outlive the coordinator
+}
+
+// Random interleavings of requests, deferred and failed appends, marker results and
+// timeouts: whenever an id is not busy, replaying the log gives exactly its live metadata
+// (the log order is the order of applied transitions, and nothing is applied unless
+// appended).
+TEST_F(txn_coordinator_test, replay_matches_live_state_under_random_interleavings) {
+  load_all(*c_);
+  std::mt19937 rng(12345);
+  auto pick = [&](int n) { return static_cast<int>(rng() % n); };
+  const std::vector<std::string> ids = {"a", "b", "c", "d", "e"};
+  std::map<std::string, init_producer_id_result> producers;
+  auto ignore = [](error_code) {};
+  size_t checks = 0;
+  std::set<txn_state> seen;
+  for (int step = 0; step < 3000; ++step) {
+    defer_appends_ = pick(3) == 0;
+    fail_appends_ = pick(8) == 0 ? error_code::not_enough_replicas : error_code::none;
+    const std::string& id = ids[pick(ids.size())];
+    const auto pid = producers.count(id) ? producers[id] : init_producer_id_result{};
+    switch (pick(9)) {
+      case 0:
+        c_->init_producer_id(id, 1000 + pick(5000), std::nullopt,
+                             [&, id](init_producer_id_result r) {
+                               if (r.error == error_code::none) producers[id] = r;
+                             });
+        break;
+      case 1:
+      case 2:
+        c_->add_partitions(id, pid.producer_id, pid.producer_epoch,
+                           {{"t" + std::to_string(pick(3)), pick(4)}}, ignore);
+        break;
+      case 3:
+        c_->add_offsets(id, pid.producer_id, pid.producer_epoch, "g" + std::to_string(pick(3)),
+                        ignore);
+        break;
+      case 4:
+        c_->end_txn(id, pid.producer_id, pid.producer_epoch, pick(2) == 0, ignore);
+        break;
+      case 5:
+        if (!markers_.empty()) {
+          const size_t i = pick(markers_.size());
+          auto done = std::move(markers_[i].second);
+          markers_.erase(markers_.begin() + i);
+          done(pick(4) == 0 ? error_code::not_leader_or_follower : error_code::none);
+        }
+        break;
+      case 6:
+        if (!deferred_.empty()) {
+          const size_t i = pick(deferred_.size());
+          auto finish = std::move(deferred_[i]);
+          deferred_.erase(deferred_.begin() + i);
+          finish();
+        }
+        break;
+      case 7:
+        now_ += pick(3000);
+        c_->tick();
+        break;
+      case 8:
+        if (pick(10) == 0) {
+          now_ += 150000;  // past the id expiration
+          c_->tick();
+        }
+        break;
+    }
+    if (step % 10 != 0) continue;
+    // Replay into a coordinator whose marker writer and appender are inert.
+    txn_coordinator other(
+        options_, [](int32_t, std::vector<txn_log_entry>, txn_coordinator::done_fn) {},
+        [](txn_marker_request, txn_coordinator::done_fn) {},
+        []() -> std::optional<int64_t> { return std::nullopt; }, [this] { return now_; });
+    for (int32_t p = 0; p < kPartitions; ++p) {
+      other.begin_loading(p, 1);
+      for (const auto& r : log_[p]) {
+        std::optional<std::span<const uint8_t>> v;
+        if (r.value) v = std::span<const uint8_t>(*r.value);
+        ASSERT_TRUE(other.replay(p, r.key, v));
+      }
+      other.complete_loading(p);
+    }
+    for (const auto& check_id : ids) {
+      if (c_->is_busy(check_id)) continue;
+      const txn_metadata* live = c_->find(check_id);
+      const txn_metadata* loaded = other.find(check_id);
+      ASSERT_EQ(live != nullptr, loaded != nullptr) << check_id << " at step " << step;
+      if (!live) continue;
+      txn_metadata want = *live;
+      want.last_producer_epoch = kNoProducerEpoch;
+      EXPECT_EQ(*loaded, want) << check_id << " at step " << step;
+      ++checks;
+      seen.insert(live->state);
+    }
+  }
+  EXPECT_GT(checks, 500u);
+  // Every persisted state was compared at least once.
+  EXPECT_EQ(seen.size(), 6u);
 }
 
 }  // namespace
