@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# run.sh SCRIPT [ARGS...] — runs one cluster test script (tests/cluster/*.py) with the interop
-# venv that tests/cluster/install.sh prepares. The script starts its own ZooKeeper and brokers
-# ($VARVE_BIN, default build/varve).
+# run.sh SCRIPT [ARGS...]      runs one cluster test script (tests/cluster/SCRIPT)
+# run.sh -m MODULE [ARGS...]   runs a Python module (e.g. -m pytest harness_self_test.py)
+# with the interop venv that tests/cluster/install.sh prepares. The tests start their own
+# ZooKeeper and brokers ($VARVE_BIN, default build/varve).
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -11,4 +12,7 @@ if ! "$py" -c 'import confluent_kafka' 2>/dev/null; then
   exit 2
 fi
 script=$1; shift
-exec "$py" -u "$here/$script" "$@"
+case "$script" in
+  -m) exec "$py" -u -m "$@" ;;
+  *) exec "$py" -u "$here/$script" "$@" ;;
+esac
