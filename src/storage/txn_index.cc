@@ -219,6 +219,8 @@ void txn_index::truncate_to(int64_t offset) {
 }
 
 void txn_index::sync_with_segments(const log& log) {
+  // Markers past the log end were truncated away (or lost in recovery).
+  truncate_to(log.log_end_offset());
   std::set<int64_t> bases;
   for (const segment* s : log.segments()) bases.insert(s->base_offset());
   std::set<int64_t> to_rewrite;

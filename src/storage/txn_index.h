@@ -107,9 +107,10 @@ class txn_index {
   // files are deleted.
   void truncate_to(int64_t offset);
 
-  // Makes the files follow the log's segments: the entries of a file whose segment no longer
-  // exists move into the file of the segment that now covers its base offset (compaction
-  // merged them), or are deleted if no segment does (retention, DeleteRecords, truncation).
+  // Makes the files follow the log's segments: entries for markers at or past the log end are
+  // dropped (truncate_to(log end)); the entries of a file whose segment no longer exists move
+  // into the file of the segment that now covers its base offset (compaction merged them), or
+  // are deleted if no segment does (retention, DeleteRecords).
   void sync_with_segments(const log& log);
 
   // Deletes every file and entry (the log restarted at a new offset).

@@ -406,5 +406,19 @@ TEST(txn_index, failed_append_marks_the_marker_offset_for_rebuild) {
   EXPECT_TRUE(idx.append(*lg, entry(2, 11, 12, 13))) << "the next marker can be written";
 }
 
+TEST(txn_index, files_past_the_log_end_are_dropped_not_merged) {
+  // Recovery cut the log at 20 and deleted segment 20; its index file was left behind.
+  temp_dir dir;
+  auto lg = log_with_segments(dir.path(), 2);  // segments 0, 10; log end 20
+  std::vector<uint8_t> bytes(kTxnIndexEntrySize);
+  encode_txn_index_entry(entry(4, 21, 25, 26), bytes.data());
+  write_file(dir.path() / "00000000000000000020.txnindex", bytes);
+  txn_index idx(dir.path());
+  idx.load(*lg);
+  EXPECT_TRUE(idx.entries().empty());
+  EXPECT_FALSE(fs::exists(dir.path() / "00000000000000000020.txnindex"));
+  EXPECT_FALSE(fs::exists(dir.path() / "00000000000000000010.txnindex"));
+}
+
 }  // namespace
 }  // namespace varve::storage
