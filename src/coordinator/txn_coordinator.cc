@@ -152,9 +152,8 @@ void txn_coordinator::complete_loading(int32_t p) {
     ++count;
     if (is_prepare(e->meta.state)) unfinished.push_back(id);
   }
-  VLOG_INFO(kLog) << "loaded __transaction_state-" << p << ": " << count
-                  << " transactional ids, " << unfinished.size()
-                  << " transactions to complete";
+  VLOG_INFO(kLog) << "loaded __transaction_state-" << p << ": " << count << " transactional ids, "
+                  << unfinished.size() << " transactions to complete";
   for (const auto& id : unfinished) write_markers(id);
 }
 
@@ -196,8 +195,7 @@ bool txn_coordinator::is_busy(const std::string& transactional_id) const {
   return e && (e->pending || e->markers_in_flight);
 }
 
-std::optional<txn_state> txn_coordinator::pending_state(
-    const std::string& transactional_id) const {
+std::optional<txn_state> txn_coordinator::pending_state(const std::string& transactional_id) const {
   entry* e = find_entry(transactional_id);
   return e ? e->pending : std::nullopt;
 }
@@ -211,8 +209,7 @@ void txn_coordinator::persist(entry& e, txn_metadata next, txn_state pending, do
   const uint64_t generation = partitions_.at(p).generation;
   e.pending = pending;
   std::vector<txn_log_entry> records;
-  records.push_back({encode_txn_key(next.transactional_id),
-                     encode_txn_value(to_log_value(next))});
+  records.push_back({encode_txn_key(next.transactional_id), encode_txn_value(to_log_value(next))});
   std::weak_ptr<bool> alive = alive_;
   append_(p, std::move(records),
           [this, alive, p, generation, next = std::move(next),
@@ -269,7 +266,9 @@ void txn_coordinator::init_producer_id(const std::optional<std::string>& transac
                                        int32_t timeout_ms,
                                        const std::optional<producer_id_and_epoch>& expected,
                                        std::function<void(init_producer_id_result)> done) {
-  auto fail = [&](error_code e) { done(init_producer_id_result{e, kNoProducerId, kNoProducerEpoch}); };
+  auto fail = [&](error_code e) {
+    done(init_producer_id_result{e, kNoProducerId, kNoProducerEpoch});
+  };
   if (!transactional_id) {
     // Idempotent producer: a fresh producer id, no state kept here.
     std::optional<int64_t> pid = allocate_();
@@ -527,7 +526,8 @@ txn_list txn_coordinator::list(const std::vector<std::string>& state_filters,
   for (const auto& [id, e] : txns_) {
     const txn_metadata& m = e->meta;
     if (!e->in_log || m.state == txn_state::dead) continue;
-    if (!state_filters.empty() && std::find(states.begin(), states.end(), m.state) == states.end()) {
+    if (!state_filters.empty() &&
+        std::find(states.begin(), states.end(), m.state) == states.end()) {
       continue;
     }
     if (!producer_id_filters.empty() &&

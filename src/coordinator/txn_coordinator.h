@@ -56,8 +56,9 @@
 namespace varve::coordinator {
 
 struct txn_coordinator_options {
-  int32_t transaction_max_timeout_ms = 900000;                       // transaction.max.timeout.ms
-  int64_t transactional_id_expiration_ms = 7LL * 24 * 60 * 60 * 1000;  // transactional.id.expiration.ms
+  int32_t transaction_max_timeout_ms = 900000;  // transaction.max.timeout.ms
+  int64_t transactional_id_expiration_ms =
+      7LL * 24 * 60 * 60 * 1000;  // transactional.id.expiration.ms
   // transaction.abort.timed.out.transaction.cleanup.interval.ms
   int64_t abort_timed_out_transaction_cleanup_interval_ms = 10000;
   // transaction.remove.expired.transaction.cleanup.interval.ms
@@ -118,8 +119,8 @@ class txn_coordinator {
   using done_fn = std::function<void(protocol::error_code)>;
   // Appends `records` to __transaction_state partition p (acks=all) and calls `done` once
   // with the partition's error (NONE when replicated). Must call `done` exactly once.
-  using append_fn = std::function<void(int32_t p, std::vector<txn_log_entry> records,
-                                       done_fn done)>;
+  using append_fn =
+      std::function<void(int32_t p, std::vector<txn_log_entry> records, done_fn done)>;
   // Writes the markers and calls `done` once: NONE when every partition has its marker
   // (or no longer exists); any error makes the coordinator retry the whole request later.
   using marker_writer = std::function<void(txn_marker_request request, done_fn done)>;
@@ -171,16 +172,15 @@ class txn_coordinator {
   void add_offsets(const std::string& transactional_id, int64_t producer_id, int16_t epoch,
                    const std::string& group_id, done_fn done);
   // EndTxn from a client; answered after the PrepareCommit/PrepareAbort append.
-  void end_txn(const std::string& transactional_id, int64_t producer_id, int16_t epoch,
-               bool commit, done_fn done);
+  void end_txn(const std::string& transactional_id, int64_t producer_id, int16_t epoch, bool commit,
+               done_fn done);
 
   // --- administration ---
   // ListTransactions over the served partitions. Empty filters match everything;
   // duration_filter_ms >= 0 keeps transactions started more than that long ago.
   // COORDINATOR_LOAD_IN_PROGRESS (and nothing listed) while any partition is loading.
   txn_list list(const std::vector<std::string>& state_filters,
-                const std::vector<int64_t>& producer_id_filters,
-                int64_t duration_filter_ms) const;
+                const std::vector<int64_t>& producer_id_filters, int64_t duration_filter_ms) const;
   // DescribeTransactions for one id: INVALID_REQUEST (empty id) / NOT_COORDINATOR /
   // COORDINATOR_LOAD_IN_PROGRESS / TRANSACTIONAL_ID_NOT_FOUND, or its metadata.
   txn_description describe(const std::string& transactional_id) const;

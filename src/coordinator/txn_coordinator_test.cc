@@ -52,8 +52,7 @@ class txn_coordinator_test : public ::testing::Test {
         [this](txn_marker_request request, txn_coordinator::done_fn done) {
           markers_.emplace_back(std::move(request), std::move(done));
         },
-        [this]() -> std::optional<int64_t> { return next_pid_++; },
-        [this] { return now_; });
+        [this]() -> std::optional<int64_t> { return next_pid_++; }, [this] { return now_; });
   }
 
   void load_all(txn_coordinator& c, int32_t epoch = kCoordinatorEpoch) {
@@ -74,8 +73,7 @@ class txn_coordinator_test : public ::testing::Test {
   error_code add(const std::string& id, const init_producer_id_result& p,
                  std::vector<txn_partition> parts) {
     std::optional<error_code> out;
-    c_->add_partitions(id, p.producer_id, p.producer_epoch, parts,
-                       [&](error_code e) { out = e; });
+    c_->add_partitions(id, p.producer_id, p.producer_epoch, parts, [&](error_code e) { out = e; });
     EXPECT_TRUE(out) << "AddPartitionsToTxn was not answered";
     return out.value_or(error_code::unknown_server_error);
   }
@@ -207,8 +205,7 @@ TEST_F(txn_coordinator_test, a_second_producer_with_the_same_id_fences_the_first
   EXPECT_EQ(second.producer_id, first.producer_id);
   EXPECT_EQ(second.producer_epoch, first.producer_epoch + 1);
   EXPECT_EQ(add("t1", first, {{"out", 0}}), error_code::producer_fenced);
-  EXPECT_EQ(end("t1", first.producer_id, first.producer_epoch, true),
-            error_code::producer_fenced);
+  EXPECT_EQ(end("t1", first.producer_id, first.producer_epoch, true), error_code::producer_fenced);
   EXPECT_EQ(c_->verify_partitions("t1", first.producer_id, first.producer_epoch, {{"out", 0}}),
             std::vector<error_code>{error_code::producer_fenced});
   EXPECT_EQ(add("t1", second, {{"out", 0}}), error_code::none);
@@ -222,8 +219,7 @@ TEST_F(txn_coordinator_test, commit_prepares_writes_markers_then_completes) {
   c_->add_offsets("t1", p.producer_id, p.producer_epoch, "group-a",
                   [&](error_code e) { offsets = e; });
   ASSERT_EQ(offsets, error_code::none);
-  const txn_partition offsets_tp{std::string(kOffsetsTopic),
-                                 offsets_partition_for("group-a", 10)};
+  const txn_partition offsets_tp{std::string(kOffsetsTopic), offsets_partition_for("group-a", 10)};
   EXPECT_TRUE(c_->find("t1")->partitions.count(offsets_tp));
   EXPECT_EQ(c_->describe("t1").state, "Ongoing");
 
@@ -231,8 +227,7 @@ TEST_F(txn_coordinator_test, commit_prepares_writes_markers_then_completes) {
   EXPECT_EQ(c_->find("t1")->state, txn_state::prepare_commit);
   // While markers are written the transaction is busy.
   EXPECT_EQ(add("t1", p, {{"out", 2}}), error_code::concurrent_transactions);
-  EXPECT_EQ(end("t1", p.producer_id, p.producer_epoch, true),
-            error_code::concurrent_transactions);
+  EXPECT_EQ(end("t1", p.producer_id, p.producer_epoch, true), error_code::concurrent_transactions);
   EXPECT_EQ(end("t1", p.producer_id, p.producer_epoch, false), error_code::invalid_txn_state);
   EXPECT_EQ(init("t1").error, error_code::concurrent_transactions);
 
@@ -243,8 +238,7 @@ TEST_F(txn_coordinator_test, commit_prepares_writes_markers_then_completes) {
   EXPECT_EQ(req.producer_epoch, p.producer_epoch);
   EXPECT_TRUE(req.commit);
   EXPECT_EQ(req.coordinator_epoch, kCoordinatorEpoch);
-  EXPECT_EQ(req.partitions,
-            (std::vector<txn_partition>{offsets_tp, {"out", 0}, {"out", 1}}));
+  EXPECT_EQ(req.partitions, (std::vector<txn_partition>{offsets_tp, {"out", 0}, {"out", 1}}));
 
   const txn_metadata* m = c_->find("t1");
   EXPECT_EQ(m->state, txn_state::complete_commit);
@@ -390,8 +384,7 @@ TEST_F(txn_coordinator_test, requests_during_an_append_get_concurrent_transactio
                      [&](error_code e) { first = e; });
   EXPECT_FALSE(first);
   EXPECT_EQ(add("t1", p, {{"out", 1}}), error_code::concurrent_transactions);
-  EXPECT_EQ(end("t1", p.producer_id, p.producer_epoch, true),
-            error_code::concurrent_transactions);
+  EXPECT_EQ(end("t1", p.producer_id, p.producer_epoch, true), error_code::concurrent_transactions);
   EXPECT_EQ(init("t1").error, error_code::concurrent_transactions);
   ASSERT_EQ(deferred_.size(), 1u);
   deferred_[0]();
@@ -623,7 +616,7 @@ TEST_F(txn_coordinator_test, start_runs_tick_from_a_timer_until_stopped) {
   loop.restart();
   loop.run_for(std::chrono::milliseconds(20));
   EXPECT_TRUE(markers_.empty());  // stopped: no more ticks
-  c_.reset();  // the timer belongs to `loop`, which must outlive the coordinator
+  c_.reset();                     // the timer belongs to `loop`, which must outlive the coordinator
 }
 
 // Random interleavings of requests, deferred and failed appends, marker results and

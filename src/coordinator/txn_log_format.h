@@ -26,8 +26,8 @@ namespace varve::coordinator {
 
 inline constexpr std::string_view kTransactionStateTopic = "__transaction_state";
 inline constexpr int16_t kTxnKeyVersion = 0;
-inline constexpr int16_t kTxnValueVersion = 0;       // written
-inline constexpr int16_t kTxnValueMaxVersion = 1;    // read
+inline constexpr int16_t kTxnValueVersion = 0;     // written
+inline constexpr int16_t kTxnValueMaxVersion = 1;  // read
 
 // Kafka's transactional id → __transaction_state partition: the same rule as groups,
 // (Java String.hashCode & 0x7fffffff) % num_partitions.

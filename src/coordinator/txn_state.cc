@@ -24,8 +24,7 @@ constexpr struct {
 };
 
 bool is_complete_or_empty(txn_state s) {
-  return s == txn_state::empty || s == txn_state::complete_commit ||
-         s == txn_state::complete_abort;
+  return s == txn_state::empty || s == txn_state::complete_commit || s == txn_state::complete_abort;
 }
 
 txn_plan fail(error_code e) { return txn_plan{e, std::nullopt, false}; }
@@ -71,8 +70,8 @@ bool is_valid_transition(txn_state from, txn_state to) {
   return false;
 }
 
-txn_metadata new_txn_metadata(std::string transactional_id, int64_t producer_id,
-                              int32_t timeout_ms, int64_t now_ms) {
+txn_metadata new_txn_metadata(std::string transactional_id, int64_t producer_id, int32_t timeout_ms,
+                              int64_t now_ms) {
   txn_metadata m;
   m.transactional_id = std::move(transactional_id);
   m.producer_id = producer_id;
@@ -84,18 +83,17 @@ txn_metadata new_txn_metadata(std::string transactional_id, int64_t producer_id,
 }
 
 txn_plan plan_init_producer_id(const txn_metadata& cur, int32_t timeout_ms,
-                               const std::optional<producer_id_and_epoch>& expected,
-                               int64_t now_ms, const producer_id_allocator& allocate) {
+                               const std::optional<producer_id_and_epoch>& expected, int64_t now_ms,
+                               const producer_id_allocator& allocate) {
   // Checked before the state: a stale instance naming an old producer must not abort the
   // current producer's transaction.
   if (expected) {
     // A named producer must be the current one, the metadata must be fresh (an idempotent
     // producer turning transactional), or it is a retry after a rotation whose answer was
     // lost (previous producer id at an exhausted epoch).
-    const bool known = cur.producer_epoch == kNoProducerEpoch ||
-                       expected->producer_id == cur.producer_id ||
-                       (expected->producer_id == cur.last_producer_id &&
-                        is_epoch_exhausted(expected->epoch));
+    const bool known =
+        cur.producer_epoch == kNoProducerEpoch || expected->producer_id == cur.producer_id ||
+        (expected->producer_id == cur.last_producer_id && is_epoch_exhausted(expected->epoch));
     if (!known) return fail(error_code::producer_fenced);
   }
 

@@ -110,8 +110,8 @@ using producer_id_allocator = std::function<std::optional<int64_t>()>;
 
 // A new transactional id's metadata before its first InitProducerId: a freshly allocated
 // producer id at kNoProducerEpoch, Empty.
-txn_metadata new_txn_metadata(std::string transactional_id, int64_t producer_id,
-                              int32_t timeout_ms, int64_t now_ms);
+txn_metadata new_txn_metadata(std::string transactional_id, int64_t producer_id, int32_t timeout_ms,
+                              int64_t now_ms);
 
 // InitProducerId with a transactional id (timeout already validated). `expected` is the
 // producer id/epoch the client names when recovering (KIP-360), nullopt when it names none.
@@ -121,8 +121,8 @@ txn_metadata new_txn_metadata(std::string transactional_id, int64_t producer_id,
 // before a rotation, at an exhausted epoch) is PRODUCER_FENCED in every state, checked
 // first; one naming neither the current nor the last epoch is PRODUCER_FENCED too.
 txn_plan plan_init_producer_id(const txn_metadata& cur, int32_t timeout_ms,
-                               const std::optional<producer_id_and_epoch>& expected,
-                               int64_t now_ms, const producer_id_allocator& allocate);
+                               const std::optional<producer_id_and_epoch>& expected, int64_t now_ms,
+                               const producer_id_allocator& allocate);
 
 // AddPartitionsToTxn / AddOffsetsToTxn: adds `partitions` and makes the transaction Ongoing
 // (starting it when it was not). No write when it is Ongoing and holds them all already.

@@ -8,9 +8,9 @@ namespace {
 using protocol::error_code;
 using S = txn_state;
 
-constexpr S kAll[] = {S::empty,           S::ongoing,        S::prepare_commit,
-                      S::prepare_abort,   S::complete_commit, S::complete_abort,
-                      S::dead,            S::prepare_epoch_fence};
+constexpr S kAll[] = {
+    S::empty,           S::ongoing,        S::prepare_commit, S::prepare_abort,
+    S::complete_commit, S::complete_abort, S::dead,           S::prepare_epoch_fence};
 
 txn_metadata meta(S state, int16_t epoch = 3) {
   txn_metadata m;
@@ -48,14 +48,22 @@ TEST(txn_state, names_are_kafkas_and_parse_back) {
 
 TEST(txn_state, transition_table_is_kafkas) {
   const std::set<std::pair<S, S>> legal = {
-      {S::empty, S::empty},          {S::complete_commit, S::empty},
-      {S::complete_abort, S::empty}, {S::empty, S::ongoing},
-      {S::ongoing, S::ongoing},      {S::complete_commit, S::ongoing},
-      {S::complete_abort, S::ongoing}, {S::ongoing, S::prepare_commit},
-      {S::ongoing, S::prepare_abort}, {S::prepare_epoch_fence, S::prepare_abort},
-      {S::prepare_commit, S::complete_commit}, {S::prepare_abort, S::complete_abort},
-      {S::empty, S::dead},           {S::complete_commit, S::dead},
-      {S::complete_abort, S::dead},  {S::ongoing, S::prepare_epoch_fence},
+      {S::empty, S::empty},
+      {S::complete_commit, S::empty},
+      {S::complete_abort, S::empty},
+      {S::empty, S::ongoing},
+      {S::ongoing, S::ongoing},
+      {S::complete_commit, S::ongoing},
+      {S::complete_abort, S::ongoing},
+      {S::ongoing, S::prepare_commit},
+      {S::ongoing, S::prepare_abort},
+      {S::prepare_epoch_fence, S::prepare_abort},
+      {S::prepare_commit, S::complete_commit},
+      {S::prepare_abort, S::complete_abort},
+      {S::empty, S::dead},
+      {S::complete_commit, S::dead},
+      {S::complete_abort, S::dead},
+      {S::ongoing, S::prepare_epoch_fence},
   };
   for (S from : kAll) {
     for (S to : kAll) {
@@ -115,7 +123,7 @@ TEST(plan_init_producer_id, completing_or_fencing_states_ask_the_client_to_retry
 
 TEST(plan_init_producer_id, kip360_current_producer_recovers_with_a_bump) {
   auto plan = plan_init_producer_id(meta(S::complete_abort), 9000, producer_id_and_epoch{100, 3},
-                                     2000, no_allocation());
+                                    2000, no_allocation());
   ASSERT_EQ(plan.error, error_code::none);
   EXPECT_EQ(plan.next->producer_epoch, 4);
   EXPECT_EQ(plan.next->last_producer_epoch, 3);
@@ -124,8 +132,8 @@ TEST(plan_init_producer_id, kip360_current_producer_recovers_with_a_bump) {
 TEST(plan_init_producer_id, kip360_retry_naming_the_last_epoch_gets_the_same_epoch) {
   txn_metadata cur = meta(S::empty, 4);
   cur.last_producer_epoch = 3;
-  auto plan = plan_init_producer_id(cur, 9000, producer_id_and_epoch{100, 3}, 2000,
-                                     no_allocation());
+  auto plan =
+      plan_init_producer_id(cur, 9000, producer_id_and_epoch{100, 3}, 2000, no_allocation());
   ASSERT_EQ(plan.error, error_code::none);
   EXPECT_EQ(plan.next->producer_epoch, 4);
   EXPECT_EQ(plan.next->last_producer_epoch, 3);
@@ -134,32 +142,29 @@ TEST(plan_init_producer_id, kip360_retry_naming_the_last_epoch_gets_the_same_epo
 TEST(plan_init_producer_id, kip360_stale_or_foreign_producer_is_fenced) {
   txn_metadata cur = meta(S::empty, 5);
   cur.last_producer_epoch = kNoProducerEpoch;  // another instance initialised since
-  EXPECT_EQ(plan_init_producer_id(cur, 9000, producer_id_and_epoch{100, 3}, 2000,
-                                  no_allocation())
-                .error,
-            error_code::producer_fenced);
-  EXPECT_EQ(plan_init_producer_id(cur, 9000, producer_id_and_epoch{55, 5}, 2000,
-                                  no_allocation())
-                .error,
-            error_code::producer_fenced);
+  EXPECT_EQ(
+      plan_init_producer_id(cur, 9000, producer_id_and_epoch{100, 3}, 2000, no_allocation()).error,
+      error_code::producer_fenced);
+  EXPECT_EQ(
+      plan_init_producer_id(cur, 9000, producer_id_and_epoch{55, 5}, 2000, no_allocation()).error,
+      error_code::producer_fenced);
 }
 
 TEST(plan_init_producer_id, a_foreign_producer_cannot_abort_the_current_transaction) {
   auto plan = plan_init_producer_id(meta(S::ongoing), 9000, producer_id_and_epoch{55, 3}, 2000,
-                                     no_allocation());
+                                    no_allocation());
   EXPECT_EQ(plan.error, error_code::producer_fenced);
   EXPECT_FALSE(plan.next);
   EXPECT_FALSE(plan.fences_ongoing);
-  EXPECT_EQ(plan_init_producer_id(meta(S::prepare_commit), 9000, producer_id_and_epoch{55, 3},
-                                  2000, no_allocation())
+  EXPECT_EQ(plan_init_producer_id(meta(S::prepare_commit), 9000, producer_id_and_epoch{55, 3}, 2000,
+                                  no_allocation())
                 .error,
             error_code::producer_fenced);
 }
 
 TEST(plan_init_producer_id, an_idempotent_producer_turning_transactional_is_accepted) {
   const txn_metadata fresh = new_txn_metadata("t", 77, 5000, 10);
-  auto plan = plan_init_producer_id(fresh, 5000, producer_id_and_epoch{12, 9}, 20,
-                                     no_allocation());
+  auto plan = plan_init_producer_id(fresh, 5000, producer_id_and_epoch{12, 9}, 20, no_allocation());
   ASSERT_EQ(plan.error, error_code::none);
   EXPECT_EQ(plan.next->producer_id, 77);
   EXPECT_EQ(plan.next->producer_epoch, 0);
@@ -183,12 +188,11 @@ TEST(plan_init_producer_id, an_exhausted_epoch_rotates_to_a_new_producer_id) {
   // With KIP-360 the old epoch is remembered, so a retry naming the old producer gets the
   // rotated one again without another allocation.
   auto named = plan_init_producer_id(cur, 9000, producer_id_and_epoch{100, kMaxProducerEpoch - 1},
-                                      2000, allocate);
+                                     2000, allocate);
   ASSERT_EQ(named.error, error_code::none);
   EXPECT_EQ(named.next->last_producer_epoch, kMaxProducerEpoch - 1);
-  auto retry = plan_init_producer_id(*named.next, 9000,
-                                      producer_id_and_epoch{100, kMaxProducerEpoch - 1}, 2100,
-                                      no_allocation());
+  auto retry = plan_init_producer_id(
+      *named.next, 9000, producer_id_and_epoch{100, kMaxProducerEpoch - 1}, 2100, no_allocation());
   ASSERT_EQ(retry.error, error_code::none);
   EXPECT_EQ(retry.next->producer_id, 900);
   EXPECT_EQ(retry.next->producer_epoch, 0);
@@ -197,7 +201,7 @@ TEST(plan_init_producer_id, an_exhausted_epoch_rotates_to_a_new_producer_id) {
 TEST(plan_init_producer_id, rotation_without_a_producer_id_available_is_retriable) {
   txn_metadata cur = meta(S::empty, kMaxProducerEpoch - 1);
   auto plan = plan_init_producer_id(cur, 9000, std::nullopt, 2000,
-                                     []() -> std::optional<int64_t> { return std::nullopt; });
+                                    []() -> std::optional<int64_t> { return std::nullopt; });
   EXPECT_EQ(plan.error, error_code::coordinator_load_in_progress);
 }
 
@@ -245,8 +249,7 @@ TEST(plan_add_partitions, wrong_producer_or_epoch_or_completing_state_is_refused
 
 TEST(verify_partitions, only_partitions_of_the_ongoing_transaction_pass) {
   auto errors = verify_partitions(meta(S::ongoing), 100, 3, {{"a", 0}, {"a", 1}});
-  EXPECT_EQ(errors, (std::vector<error_code>{error_code::none,
-                                             error_code::transaction_abortable}));
+  EXPECT_EQ(errors, (std::vector<error_code>{error_code::none, error_code::transaction_abortable}));
   // After the transaction completed, a delayed write may not join anything.
   errors = verify_partitions(meta(S::complete_commit), 100, 3, {{"a", 0}});
   EXPECT_EQ(errors, std::vector<error_code>{error_code::transaction_abortable});
