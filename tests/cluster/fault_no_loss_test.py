@@ -170,7 +170,11 @@ def run(args):
         kinds = ["kill", "pause", "isolate"]
         chunk = args.records // (args.faults + 1)
         faults = []
+        started = time.monotonic()
         for k in range(args.faults):
+            if time.monotonic() - started > args.time_limit:
+                raise TestFailure(f"time limit: {len(faults)} faults took more than "
+                                  f"{args.time_limit}s (--time-limit)")
             start_of_chunk = k * chunk
             verifier.send(f"permit {(k + 1) * chunk}")
             # Let the chunk get going so that the fault hits records in flight.
@@ -207,9 +211,22 @@ def run(args):
             verifier.kill()
         if not ok:
             c.keep = True
+            if verifier is not None:
+                report_verifier_log(verifier)
             report_broker_logs(c)
         c.close()
     return 0 if ok else 1
+
+
+def report_verifier_log(v):
+    v.log.flush()
+    print(f"---- verifier log: {v.log.name} (last 30 lines)")
+    try:
+        with open(v.log.name, errors="replace") as f:
+            for l in f.readlines()[-30:]:
+                print("  " + l.rstrip())
+    except OSError as e:
+        print(f"  ({e})")
 
 
 def report_broker_logs(c):
@@ -230,6 +247,8 @@ def main():
     ap.add_argument("--rate", type=float, default=1000.0,
                     help="records per second the producer sends at (spreads production "
                          "over the faults)")
+    ap.add_argument("--time-limit", type=float, default=480,
+                    help="seconds the faults may take in all before the test gives up")
     args = ap.parse_args()
     return run(args)
 
