@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -637,6 +638,14 @@ class txn_partition {
     return done;
   }
 
+  // Appends `bytes` without the leader's checks (a follower's append); returns the base offset.
+  int64_t append_unchecked(std::vector<uint8_t> bytes) {
+    append_info info;
+    EXPECT_EQ(lg_->append_as_leader(bytes, 0, 1000, &info), append_error::none);
+    state_.apply_batch(bytes, *lg_, index_);
+    return info.first_offset;
+  }
+
   void snapshot() {
     EXPECT_TRUE(index_.flush());
     state_.take_snapshot(lg_->log_end_offset());
@@ -1039,6 +1048,107 @@ TEST(producer_state_txn, lso_is_not_held_below_the_log_start) {
   ASSERT_EQ(p.lg().delete_records_before(2), 2);
   EXPECT_EQ(p.state().last_stable_offset(4, p.lg().log_start_offset()), 2);
   EXPECT_EQ(p.state().last_stable_offset(4, 0), 0);
+}
+
+// Random histories of transactional writes, markers, snapshots, restarts (clean, and unclean
+// with index entries after the last snapshot lost) and truncations, checked after every step
+// against a model computed from the surviving log alone.
+TEST(producer_state_txn, random_histories_match_a_model_of_the_log) {
+  enum class op_kind { txn_data, plain_data, commit, abort };
+  struct op {
+    int64_t offset;
+    int64_t pid;
+    op_kind kind;
+  };
+  struct model {
+    std::vector<aborted_txn> entries;
+    std::map<int64_t, int64_t> ongoing;
+  };
+  auto compute = [](const std::vector<op>& ops) {
+    model m;
+    std::map<int64_t, int64_t> open;  // pid → first offset
+    for (const auto& o : ops) {
+      if (o.kind == op_kind::txn_data && !open.count(o.pid)) open[o.pid] = o.offset;
+      if (o.kind != op_kind::commit && o.kind != op_kind::abort) continue;
+      auto it = open.find(o.pid);
+      if (it == open.end()) continue;
+      const int64_t first = it->second;
+      open.erase(it);
+      if (o.kind == op_kind::abort) {
+        int64_t lso = o.offset + 1;
+        for (const auto& [pid, f] : open) lso = std::min(lso, f);
+        m.entries.push_back({o.pid, first, o.offset, lso});
+      }
+    }
+    for (const auto& [pid, f] : open) m.ongoing[f] = pid;
+    return m;
+  };
+
+  for (uint32_t seed = 1; seed <= 4; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint32_t>(n)); };
+    temp_dir dir;
+    txn_partition p(dir.path(), /*segment_bytes=*/400);
+    std::vector<op> ops;
+    std::map<int64_t, int32_t> next_seq;
+    for (int step = 0; step < 150; ++step) {
+      const int64_t pid = 100 + pick(3);
+      const int what = pick(20);
+      if (what < 8) {
+        protocol::record r;
+        r.timestamp = 1000;
+        r.value = std::vector<uint8_t>{'v'};
+        protocol::batch_builder_options o;
+        o.producer_id = pid;
+        o.producer_epoch = 0;
+        o.base_sequence = next_seq[pid]++;
+        o.transactional = what < 6;
+        const int64_t at = p.append_unchecked(protocol::build_batch({r}, o));
+        ops.push_back({at, pid, what < 6 ? op_kind::txn_data : op_kind::plain_data});
+      } else if (what < 14) {
+        const auto type = what < 11 ? control_record_type::abort : control_record_type::commit;
+        const int64_t at =
+            p.append_unchecked(protocol::build_txn_marker_batch(pid, 0, {type, 0}, 1000));
+        ops.push_back(
+            {at, pid, type == control_record_type::abort ? op_kind::abort : op_kind::commit});
+      } else if (what < 16) {
+        p.snapshot();
+      } else if (what == 16) {
+        p.reopen(/*clean=*/true);
+      } else if (what == 17) {
+        // Unclean stop: index entries written after the newest snapshot were never flushed.
+        const auto snaps = p.state().snapshot_offsets();
+        const int64_t durable = snaps.empty() ? 0 : snaps.back();
+        for (int64_t base : p.index().file_bases()) {
+          const auto path = p.index().file_path(base);
+          auto bytes = read_file(path);
+          size_t keep = 0;
+          while (keep + kTxnIndexEntrySize <= bytes.size()) {
+            aborted_txn e;
+            ASSERT_TRUE(decode_txn_index_entry(bytes.data() + keep, &e));
+            if (e.last_offset >= durable) break;
+            keep += kTxnIndexEntrySize;
+          }
+          bytes.resize(keep);
+          write_file(path, bytes);
+        }
+        p.reopen(/*clean=*/false);
+      } else {
+        const int64_t leo = p.lg().log_end_offset();
+        const int64_t to = leo - pick(6);
+        if (to >= 0 && to < leo) {
+          p.lg().truncate_to(to);
+          p.state().truncate_and_reload(p.lg(), p.index());
+          std::erase_if(ops, [to](const op& o) { return o.offset >= to; });
+        }
+      }
+      const model m = compute(ops);
+      ASSERT_EQ(p.index().entries(), m.entries) << "step " << step;
+      ASSERT_EQ(p.state().ongoing_txns(), m.ongoing) << "step " << step;
+    }
+    EXPECT_GT(p.lg().segment_count(), 3u) << "the history spans several segments";
+  }
 }
 
 }  // namespace
