@@ -8,6 +8,10 @@
 // newest valid snapshot at or below the log end offset is loaded and the log is replayed
 // from there (rebuild_from) to the log end offset.
 //
+// Transactions: the producers' open transactions, the last stable offset, transaction markers
+// and (with storage::txn_index) the aborted-transaction index; see the "Transactions" section
+// of the class and docs/format/txn-index.md.
+//
 // Threading: owned by the partition's event loop, like storage::log.
 //
 // Sequence rules (Kafka's, checked in this order for a batch with producer_id >= 0):
