@@ -22,8 +22,11 @@
 //
 // How a partition uses it (storage calls in order):
 //   open:      log::open → txn_index::load(log) → producer_state::load(log, txn_index)
-//   append (leader and follower), per batch appended, after the log append succeeded:
-//              producer_state::apply_batch(batch_bytes, log, txn_index)
+//   append (leader and follower), after the log append succeeded:
+//              producer_state::apply_batches(appended_bytes, log, txn_index) (replaces the
+//              header-only producer_state::update calls); WriteTxnMarkers on the leader first
+//              checks producer_state::check_marker, builds protocol::build_txn_marker_batch
+//   high watermark moved: producer_state::on_high_watermark(hw)
 //   fetch read_committed (limit = last stable offset): log::read(..., limit, ...) →
 //              aborted_for_fetch(log, txn_index, fetch_offset, read_info, limit)
 //   follower truncation: log::truncate_to(o) → producer_state::truncate_and_reload(log, txn_index)
