@@ -161,8 +161,7 @@ def test_cluster_kill_restart_pause_isolate_heal():
         assert metadata_ok(one)
 
         c.stop(1)
-        state = open(f"/proc/{b.pid}/stat").read().split(")")[1].split()[0]
-        assert state == "T"
+        assert cl._proc_state(b.pid) == "T"
         assert not metadata_ok(one, timeout=2)
         c.cont(1)
         assert metadata_ok(one, timeout=10)

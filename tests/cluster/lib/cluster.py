@@ -117,6 +117,15 @@ def _pid_has_socket(pid, inode):
     return False
 
 
+def _proc_state(pid):
+    """The one-letter state of a process (R, S, T, Z, ...) or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
 # ---- the proxy ------------------------------------------------------------------------------
 
 class _Conn:
@@ -515,6 +524,7 @@ class Cluster:
             raise ClusterError(f"broker {i} is not running")
         os.kill(b.proc.pid, signal.SIGSTOP)
         b.stopped = True
+        wait_until(lambda: _proc_state(b.proc.pid) in ("T", "t"), 10, f"broker {i} to stop")
         log(f"broker {i}: SIGSTOP")
 
     def cont(self, i):
