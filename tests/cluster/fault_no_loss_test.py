@@ -213,7 +213,7 @@ def run(args):
             c.keep = True
             if verifier is not None:
                 report_verifier_log(verifier)
-            report_broker_logs(c)
+            c.report_logs()
         c.close()
     return 0 if ok else 1
 
@@ -227,16 +227,6 @@ def report_verifier_log(v):
                 print("  " + l.rstrip())
     except OSError as e:
         print(f"  ({e})")
-
-
-def report_broker_logs(c):
-    for b in c.brokers:
-        print(f"---- broker {b.id} log: {b.log_path} (warnings/errors, last 40)")
-        lines = [l for l in c.log_grep(b.id, "", limit=100000)
-                 if " WARN " in l or " ERROR " in l or "FATAL" in l or "harness" in l]
-        for l in lines[-40:]:
-            print("  " + l)
-    print(f"---- cluster dir kept: {c.dir}", flush=True)
 
 
 def main():
