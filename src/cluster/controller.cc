@@ -1,8 +1,11 @@
 #include "cluster/controller.h"
 
 #include <nlohmann/json.hpp>
+#include <algorithm>
+#include <chrono>
 #include <random>
 
+#include "cluster/zk_store.h"
 #include "common/log.h"
 
 namespace varve::cluster {
@@ -72,6 +75,26 @@ std::string state_path(const std::string& name, int32_t p) {
   return topic_path(name) + "/partitions/" + std::to_string(p) + "/state";
 }
 std::string config_path(const std::string& name) { return "/config/topics/" + name; }
+std::string broker_path(int32_t id) { return "/brokers/ids/" + std::to_string(id); }
+
+bool contains(const std::vector<int32_t>& v, int32_t x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string state_json(const partition_state& p, int32_t controller_epoch) {
+  return json{{"controller_epoch", controller_epoch},
+              {"leader", p.leader},
+              {"version", 1},
+              {"leader_epoch", p.leader_epoch},
+              {"isr", p.isr}}
+      .dump();
+}
 }  // namespace
 
 bool valid_topic_name(const std::string& name, std::string* why) {
@@ -98,34 +121,361 @@ bool valid_topic_name(const std::string& name, std::string* why) {
   return true;
 }
 
-controller::controller(std::unique_ptr<metadata_store> store, controller_options options,
-                       metadata_cache& cache, config_validator validate_configs)
+controller::controller(std::unique_ptr<metadata_store> store, zk_store* zk,
+                       controller_options options, metadata_cache& cache,
+                       config_validator validate_configs)
     : store_(std::move(store)),
+      zk_(zk),
       options_(std::move(options)),
       cache_(cache),
       validate_configs_(std::move(validate_configs)) {}
+
+controller::~controller() = default;
+
+void controller::start() {
+  if (!zk_) {
+    // Single node: the only broker is this one, and its controller is always active.
+    live_brokers_[options_.node_id] = options_.self;
+    active_ = true;
+    controller_id_ = options_.node_id;
+    epoch_ = 1;
+    load();
+    if (channel_) channel_->brokers_changed(read_live_brokers());
+    std::vector<partition_update> all;
+    broadcast(all, {options_.node_id});
+    return;
+  }
+  // Cluster id first (any broker may create it; the first one wins).
+  load();
+  json reg = {{"version", 5},
+              {"host", options_.self.host},
+              {"port", options_.self.port},
+              {"endpoints", {"PLAINTEXT://" + options_.self.host + ":" +
+                             std::to_string(options_.self.port)}},
+              {"listener_security_protocol_map", {{"PLAINTEXT", "PLAINTEXT"}}},
+              {"jmx_port", -1},
+              {"timestamp", std::to_string(wall_ms())}};
+  reg["rack"] = options_.self.rack ? json(*options_.self.rack) : json(nullptr);
+  if (!zk_->create_ephemeral(broker_path(options_.node_id), reg.dump())) {
+    throw std::runtime_error("broker.id " + std::to_string(options_.node_id) +
+                             " is already registered in ZooKeeper (" +
+                             broker_path(options_.node_id) + " exists): another broker runs with "
+                             "the same node.id, or this broker's previous session has not "
+                             "expired yet");
+  }
+  VLOG_INFO(kLog) << "registered broker " << options_.node_id << " at " << options_.self.host
+                  << ":" << options_.self.port;
+  auto post = post_;
+  zk_->watch_data("/controller", [post, this](const std::string&) {
+    post([this] { elect_controller(); });
+  });
+  zk_->watch_children("/brokers/ids", [post, this](const std::string&) {
+    post([this] { on_brokers_changed(); });
+  });
+  zk_->on_session_reestablished([post, this](const std::vector<std::string>& lost) {
+    const bool lost_controller =
+        std::find(lost.begin(), lost.end(), "/controller") != lost.end();
+    post([this, lost_controller] { on_session_reestablished(lost_controller); });
+  });
+  elect_controller();
+}
+
+void controller::stop() {
+  if (zk_ && active_) {
+    active_ = false;
+    zk_->remove_recursive("/controller");
+  }
+}
+
+void controller::elect_controller() {
+  if (!zk_) return;
+  if (auto node = store_->get("/controller")) {
+    try {
+      controller_id_ = json::parse(node->data).at("brokerid").get<int32_t>();
+    } catch (const std::exception&) {
+      controller_id_ = -1;
+    }
+    if (controller_id_ != options_.node_id && active_) resign("another broker is controller");
+    return;
+  }
+  const std::string data = json{{"version", 2},
+                                {"brokerid", options_.node_id},
+                                {"timestamp", std::to_string(wall_ms())}}
+                               .dump();
+  if (zk_->create_ephemeral("/controller", data)) {
+    activate();
+  } else {
+    elect_controller();  // lost the race: learn the winner (bounded: the node now exists)
+  }
+}
+
+void controller::activate() {
+  // Bump the controller epoch with a conditional write: two brokers that both believe they
+  // won cannot both succeed.
+  int32_t next = 1;
+  bool ok = false;
+  for (int attempt = 0; attempt < 5 && !ok; ++attempt) {
+    if (auto node = store_->get("/controller_epoch")) {
+      next = std::stoi(node->data) + 1;
+      ok = store_->set("/controller_epoch", std::to_string(next), node->version);
+    } else {
+      next = 1;
+      ok = store_->create("/controller_epoch", "1");
+    }
+  }
+  if (!ok) {
+    resign("could not bump /controller_epoch");
+    return;
+  }
+  epoch_ = next;
+  active_ = true;
+  controller_id_ = options_.node_id;
+  VLOG_INFO(kLog) << "broker " << options_.node_id << " is the active controller, epoch "
+                  << epoch_;
+  topics_.clear();
+  shutting_down_.clear();
+  load();
+  const auto live = read_live_brokers();
+  live_brokers_.clear();
+  for (const auto& b : live) live_brokers_[b.id] = b;
+  if (channel_) channel_->brokers_changed(live);
+  std::vector<partition_update> changed;
+  reelect({}, &changed);
+  std::vector<int32_t> everyone;
+  for (const auto& [id, b] : live_brokers_) everyone.push_back(id);
+  // A new controller tells every broker everything: LeaderAndIsr for all their partitions.
+  broadcast(changed, everyone);
+}
+
+void controller::resign(const char* why) {
+  if (!active_) return;
+  VLOG_WARN(kLog) << "broker " << options_.node_id << " resigns as controller: " << why;
+  active_ = false;
+}
+
+void controller::on_session_reestablished(bool lost_controller) {
+  VLOG_WARN(kLog) << "ZooKeeper session re-established (broker registration restored)";
+  if (lost_controller) resign("the session expired and another broker took /controller");
+  if (active_) {
+    // We kept /controller, but brokers may have come and gone unseen: start over with a
+    // new epoch so stale requests are fenced.
+    active_ = false;
+    activate();
+  } else {
+    elect_controller();
+  }
+}
+
+std::vector<broker_endpoint> controller::read_live_brokers() {
+  std::vector<broker_endpoint> out;
+  if (!zk_) {
+    out.push_back(options_.self);
+    return out;
+  }
+  for (const auto& child : store_->children("/brokers/ids")) {
+    auto node = store_->get("/brokers/ids/" + child);
+    if (!node) continue;
+    try {
+      const json j = json::parse(node->data);
+      broker_endpoint b;
+      b.id = std::stoi(child);
+      b.host = j.at("host").get<std::string>();
+      b.port = j.at("port").get<int32_t>();
+      if (j.contains("rack") && j["rack"].is_string()) b.rack = j["rack"].get<std::string>();
+      out.push_back(std::move(b));
+    } catch (const std::exception& e) {
+      VLOG_ERROR(kLog) << "ignoring malformed registration " << child << ": " << e.what();
+    }
+  }
+  return out;
+}
+
+void controller::on_brokers_changed() {
+  if (!active_) return;
+  const auto live = read_live_brokers();
+  std::set<int32_t> now_live;
+  for (const auto& b : live) now_live.insert(b.id);
+  std::set<int32_t> dead, born;
+  for (const auto& [id, b] : live_brokers_) {
+    if (!now_live.count(id)) dead.insert(id);
+  }
+  for (int32_t id : now_live) {
+    if (!live_brokers_.count(id)) born.insert(id);
+  }
+  if (dead.empty() && born.empty()) return;
+  live_brokers_.clear();
+  for (const auto& b : live) live_brokers_[b.id] = b;
+  for (int32_t id : dead) {
+    VLOG_WARN(kLog) << "broker " << id << " is gone (its ZooKeeper session ended)";
+    shutting_down_.erase(id);
+  }
+  for (int32_t id : born) {
+    VLOG_INFO(kLog) << "broker " << id << " registered";
+    shutting_down_.erase(id);
+  }
+  if (channel_) channel_->brokers_changed(live);
+  std::vector<partition_update> changed;
+  reelect(dead, &changed);
+  // New brokers learn all their partitions (they start as followers and catch up).
+  broadcast(changed, std::vector<int32_t>(born.begin(), born.end()));
+}
+
+bool controller::unclean_allowed(const topic_metadata& t) const {
+  if (auto it = t.configs.find("unclean.leader.election.enable"); it != t.configs.end()) {
+    return it->second == "true";
+  }
+  return options_.unclean_leader_election_enable;
+}
+
+void controller::reelect(const std::set<int32_t>& excluded, std::vector<partition_update>* changed) {
+  for (auto& [name, tconst] : topics_) {
+    std::shared_ptr<topic_metadata> t;
+    for (size_t i = 0; i < tconst->partitions.size(); ++i) {
+      const partition_state& cur = tconst->partitions[i];
+      auto eligible = [&](int32_t r) {
+        return live(r) && !excluded.count(r) && !shutting_down_.count(r);
+      };
+      partition_state next = cur;
+      // Followers that are gone leave the ISR (the leader's own fate is decided below).
+      std::vector<int32_t> isr;
+      for (int32_t r : cur.isr) {
+        if (r == cur.leader || eligible(r)) isr.push_back(r);
+      }
+      next.isr = isr;
+      if (cur.leader < 0 || !eligible(cur.leader)) {
+        int32_t leader = -1;
+        bool unclean = false;
+        for (int32_t r : cur.replicas) {
+          if (eligible(r) && contains(cur.isr, r)) {
+            leader = r;
+            break;
+          }
+        }
+        if (leader < 0 && unclean_allowed(*tconst)) {
+          for (int32_t r : cur.replicas) {
+            if (eligible(r)) {
+              leader = r;
+              unclean = true;
+              break;
+            }
+          }
+        }
+        if (leader >= 0) {
+          next.leader = leader;
+          std::vector<int32_t> new_isr;
+          if (unclean) {
+            new_isr = {leader};
+          } else {
+            for (int32_t r : cur.isr) {
+              if (eligible(r)) new_isr.push_back(r);
+            }
+          }
+          next.isr = new_isr;
+          ++stats_.leader_elections;
+          if (unclean) {
+            ++stats_.unclean_leader_elections;
+            VLOG_WARN(kLog) << name << "-" << cur.partition << ": UNCLEAN leader election of "
+                            << leader << " (not in the ISR); records acknowledged by the old "
+                            << "ISR may be lost";
+          } else {
+            VLOG_INFO(kLog) << name << "-" << cur.partition << ": leader " << cur.leader
+                            << " -> " << leader;
+          }
+        } else {
+          next.leader = -1;
+          // Keep the last ISR members: the partition returns with them, and only with them.
+          if (next.isr.empty() || (next.isr.size() == 1 && next.isr[0] == cur.leader)) {
+            next.isr = cur.isr;
+          } else {
+            std::erase(next.isr, cur.leader);
+          }
+          if (cur.leader >= 0) {
+            VLOG_WARN(kLog) << name << "-" << cur.partition << ": OFFLINE (no live replica in "
+                            << "the ISR; unclean leader election is disabled)";
+          }
+        }
+      }
+      if (next.leader == cur.leader && next.isr == cur.isr) continue;
+      next.leader_epoch = cur.leader_epoch + 1;
+      if (!t) t = std::make_shared<topic_metadata>(*tconst);
+      if (!write_partition_state(name, next)) continue;
+      t->partitions[i] = next;
+      changed->push_back({name, t->id, next});
+    }
+    if (t) tconst = t;
+  }
+}
+
+bool controller::write_partition_state(const std::string& topic, partition_state& ps) {
+  const std::string path = state_path(topic, ps.partition);
+  if (store_->set(path, state_json(ps, epoch_), ps.partition_epoch)) {
+    ps.partition_epoch += 1;
+    return true;
+  }
+  if (!store_->get(path) && store_->create(path, state_json(ps, epoch_))) {
+    ps.partition_epoch = 0;
+    return true;
+  }
+  VLOG_ERROR(kLog) << topic << "-" << ps.partition << ": partition state changed under us "
+                   << "(expected version " << ps.partition_epoch << "); another controller?";
+  if (zk_) post_([this] { elect_controller(); });
+  return false;
+}
+
+std::shared_ptr<const metadata_snapshot> controller::build_snapshot() const {
+  auto snap = std::make_shared<metadata_snapshot>();
+  snap->cluster_id = cluster_id_;
+  snap->controller_id = options_.node_id;
+  for (const auto& [id, b] : live_brokers_) snap->brokers.push_back(b);
+  snap->topics = topics_;
+  for (const auto& [name, t] : topics_) snap->names_by_id[t->id] = name;
+  return snap;
+}
+
+void controller::broadcast(const std::vector<partition_update>& changed,
+                           const std::vector<int32_t>& full_leader_and_isr_to) {
+  if (!channel_) return;
+  std::map<int32_t, std::vector<partition_update>> per_broker;
+  for (int32_t b : full_leader_and_isr_to) {
+    auto& list = per_broker[b];
+    for (const auto& [name, t] : topics_) {
+      for (const auto& ps : t->partitions) {
+        if (contains(ps.replicas, b)) list.push_back({name, t->id, ps});
+      }
+    }
+  }
+  const std::set<int32_t> full(full_leader_and_isr_to.begin(), full_leader_and_isr_to.end());
+  for (const auto& u : changed) {
+    for (int32_t r : u.state.replicas) {
+      if (!full.count(r)) per_broker[r].push_back(u);
+    }
+  }
+  for (auto& [b, list] : per_broker) {
+    if (live(b) && !list.empty()) channel_->leader_and_isr(b, epoch_, std::move(list));
+  }
+  auto snapshot = build_snapshot();
+  for (const auto& [id, b] : live_brokers_) channel_->update_metadata(id, epoch_, snapshot);
+}
 
 void controller::load() {
   if (auto node = store_->get("/cluster/id")) {
     cluster_id_ = json::parse(node->data).at("id").get<std::string>();
   } else {
     const topic_id raw = random_id();
-    cluster_id_ = to_base64url(raw.data(), raw.size());
-    store_->create("/cluster/id", json{{"version", "1"}, {"id", cluster_id_}}.dump());
-    VLOG_INFO(kLog) << "initialised new cluster id " << cluster_id_;
+    const std::string id = to_base64url(raw.data(), raw.size());
+    if (store_->create("/cluster/id", json{{"version", "1"}, {"id", id}}.dump())) {
+      cluster_id_ = id;
+      VLOG_INFO(kLog) << "initialised new cluster id " << cluster_id_;
+    } else if (auto again = store_->get("/cluster/id")) {
+      cluster_id_ = json::parse(again->data).at("id").get<std::string>();
+    }
   }
-  if (auto node = store_->get("/latest_producer_id_block")) {
-    auto j = json::parse(node->data);
-    // Never reuse a reserved block: continue after its end.
-    next_producer_id_ = j.at("block_end").get<int64_t>() + 1;
-    producer_id_block_end_ = next_producer_id_;
-  }
+  if (!active_) return;  // partition state is the active controller's business
   for (const auto& name : store_->children("/brokers/topics")) {
     if (auto t = read_topic(name)) topics_[name] = std::move(t);
   }
   VLOG_INFO(kLog) << "loaded metadata: cluster " << cluster_id_ << ", " << topics_.size()
                   << " topics";
-  publish();
 }
 
 std::shared_ptr<topic_metadata> controller::read_topic(const std::string& name) {
@@ -176,12 +526,7 @@ void controller::write_topic(const topic_metadata& t, bool create) {
   const std::string cfg_data = json{{"version", 1}, {"config", cfg}}.dump();
   if (!store_->create(config_path(t.name), cfg_data)) store_->set(config_path(t.name), cfg_data, -1);
   for (const auto& p : t.partitions) {
-    const std::string s = json{{"controller_epoch", 1},
-                               {"leader", p.leader},
-                               {"version", 1},
-                               {"leader_epoch", p.leader_epoch},
-                               {"isr", p.isr}}
-                              .dump();
+    const std::string s = state_json(p, epoch_);
     if (!store_->create(state_path(t.name, p.partition), s))
       store_->set(state_path(t.name, p.partition), s, -1);
   }
@@ -193,22 +538,64 @@ void controller::write_topic(const topic_metadata& t, bool create) {
   }
 }
 
-void controller::publish() {
-  auto snap = std::make_shared<metadata_snapshot>();
-  snap->cluster_id = cluster_id_;
-  snap->controller_id = options_.node_id;
-  snap->brokers.push_back(options_.self);
-  snap->topics = topics_;
-  for (const auto& [name, t] : topics_) snap->names_by_id[t->id] = name;
-  std::shared_ptr<const metadata_snapshot> published = std::move(snap);
-  cache_.publish(published);
-  for (auto& fn : listeners_) fn(published);
+std::vector<std::vector<int32_t>> controller::assign_replicas(int32_t first_partition,
+                                                              int32_t count,
+                                                              int16_t replication_factor) const {
+  // Kafka's rule: brokers in a rack-alternating order (r1b1, r2b1, r3b1, r1b2, ...), each
+  // partition's leader is the next broker round-robin from a random start, followers follow
+  // it with a per-round shift so leaders and followers spread evenly.
+  std::map<std::string, std::vector<int32_t>> by_rack;
+  bool racks = false;
+  for (const auto& [id, b] : live_brokers_) {
+    by_rack[b.rack.value_or("")].push_back(id);
+    racks = racks || b.rack.has_value();
+  }
+  std::vector<int32_t> order;
+  if (racks) {
+    for (size_t i = 0;; ++i) {
+      bool any = false;
+      for (auto& [rack, ids] : by_rack) {
+        if (i < ids.size()) {
+          order.push_back(ids[i]);
+          any = true;
+        }
+      }
+      if (!any) break;
+    }
+  } else {
+    for (const auto& [id, b] : live_brokers_) order.push_back(id);
+  }
+  const int32_t n = static_cast<int32_t>(order.size());
+  std::vector<std::vector<int32_t>> out;
+  if (n == 0) return out;
+  static thread_local std::mt19937 gen(std::random_device{}());
+  const int32_t start = static_cast<int32_t>(gen() % static_cast<uint32_t>(n));
+  int32_t shift = static_cast<int32_t>(gen() % static_cast<uint32_t>(n));
+  for (int32_t i = 0; i < count; ++i) {
+    const int32_t p = first_partition + i;
+    if (p > 0 && p % n == 0) ++shift;
+    const int32_t first = (p + start) % n;
+    std::vector<int32_t> replicas{order[first]};
+    for (int32_t j = 0; j < replication_factor - 1; ++j) {
+      const int32_t s = 1 + (shift + j) % std::max(n - 1, 1);
+      replicas.push_back(order[(first + s) % n]);
+    }
+    out.push_back(std::move(replicas));
+  }
+  return out;
 }
 
 topic_result controller::create_topic(const std::string& name, int32_t num_partitions,
                                       int16_t replication_factor,
                                       const std::map<std::string, std::string>& configs,
                                       bool validate_only, bool internal) {
+  if (!active_) {
+    if (!forwarder_ || controller_id_ < 0) {
+      return {error_code::not_controller, "no active controller is known yet"};
+    }
+    return forwarder_->create_topic(controller_id_, name, num_partitions, replication_factor,
+                                    configs, validate_only);
+  }
   std::string why;
   if (!valid_topic_name(name, &why)) return {error_code::invalid_topic_exception, why};
   if (topics_.count(name)) {
@@ -234,7 +621,7 @@ topic_result controller::create_topic(const std::string& name, int32_t num_parti
     return {error_code::invalid_replication_factor,
             "Replication factor must be larger than 0."};
   }
-  const int32_t live_brokers = 1;
+  const int32_t live_brokers = static_cast<int32_t>(live_brokers_.size());
   if (replication_factor > live_brokers) {
     return {error_code::invalid_replication_factor,
             "Unable to replicate the partition " + std::to_string(replication_factor) +
@@ -252,40 +639,67 @@ topic_result controller::create_topic(const std::string& name, int32_t num_parti
   t->id = random_id();
   t->internal = internal;
   t->configs = configs;
+  const auto assignment = assign_replicas(0, num_partitions, replication_factor);
   for (int32_t p = 0; p < num_partitions; ++p) {
     partition_state ps;
     ps.partition = p;
-    ps.replicas = {options_.node_id};
-    ps.isr = {options_.node_id};
-    ps.leader = options_.node_id;
+    ps.replicas = assignment[p];
+    ps.isr = ps.replicas;
+    ps.leader = ps.replicas.front();
     ps.leader_epoch = 0;
+    ps.partition_epoch = 0;
     t->partitions.push_back(std::move(ps));
   }
   write_topic(*t, true);
   topics_[name] = t;
   VLOG_INFO(kLog) << "created topic " << name << " with " << num_partitions
                   << " partitions, replication factor " << replication_factor;
-  publish();
+  std::vector<partition_update> changed;
+  for (const auto& ps : t->partitions) changed.push_back({name, t->id, ps});
+  broadcast(changed);
   return {};
 }
 
 topic_result controller::delete_topic(const std::string& name) {
-  if (!topics_.count(name)) {
+  if (!active_) {
+    if (!forwarder_ || controller_id_ < 0) {
+      return {error_code::not_controller, "no active controller is known yet"};
+    }
+    return forwarder_->delete_topic(controller_id_, name);
+  }
+  auto it = topics_.find(name);
+  if (it == topics_.end()) {
     return {error_code::unknown_topic_or_partition,
             "This server does not host this topic-partition."};
   }
+  const auto topic = it->second;
   // The assignment node goes first: once it is gone the topic no longer exists, even if we
   // crash before its state and config nodes are removed (load() ignores orphans).
   store_->remove_recursive(topic_path(name));
   store_->remove_recursive(config_path(name));
   topics_.erase(name);
   VLOG_INFO(kLog) << "deleted topic " << name;
-  publish();
+  std::map<int32_t, std::vector<std::pair<std::string, int32_t>>> per_broker;
+  for (const auto& ps : topic->partitions) {
+    for (int32_t r : ps.replicas) per_broker[r].emplace_back(name, ps.partition);
+  }
+  if (channel_) {
+    for (auto& [b, parts] : per_broker) {
+      if (live(b)) channel_->stop_replica(b, epoch_, std::move(parts), true);
+    }
+  }
+  broadcast({});
   return {};
 }
 
 topic_result controller::create_partitions(const std::string& name, int32_t new_total,
                                            bool validate_only) {
+  if (!active_) {
+    if (!forwarder_ || controller_id_ < 0) {
+      return {error_code::not_controller, "no active controller is known yet"};
+    }
+    return forwarder_->create_partitions(controller_id_, name, new_total, validate_only);
+  }
   auto it = topics_.find(name);
   if (it == topics_.end()) {
     return {error_code::unknown_topic_or_partition,
@@ -302,26 +716,41 @@ topic_result controller::create_partitions(const std::string& name, int32_t new_
     return {error_code::invalid_partitions,
             "Topic already has " + std::to_string(current) + " partitions."};
   }
+  const int16_t rf = static_cast<int16_t>(it->second->partitions.front().replicas.size());
+  if (rf > static_cast<int32_t>(live_brokers_.size())) {
+    return {error_code::invalid_replication_factor,
+            "Replication factor " + std::to_string(rf) + " exceeds the " +
+                std::to_string(live_brokers_.size()) + " live broker(s)."};
+  }
   if (validate_only) return {};
   auto t = std::make_shared<topic_metadata>(*it->second);
+  const auto assignment = assign_replicas(current, new_total - current, rf);
+  std::vector<partition_update> changed;
   for (int32_t p = current; p < new_total; ++p) {
     partition_state ps;
     ps.partition = p;
-    ps.replicas = {options_.node_id};
-    ps.isr = {options_.node_id};
-    ps.leader = options_.node_id;
-    t->partitions.push_back(std::move(ps));
+    ps.replicas = assignment[p - current];
+    ps.isr = ps.replicas;
+    ps.leader = ps.replicas.front();
+    t->partitions.push_back(ps);
+    changed.push_back({name, t->id, ps});
   }
   write_topic(*t, false);
   topics_[name] = t;
   VLOG_INFO(kLog) << "topic " << name << ": partitions " << current << " -> " << new_total;
-  publish();
+  broadcast(changed);
   return {};
 }
 
 topic_result controller::set_topic_configs(const std::string& name,
                                            const std::map<std::string, std::string>& configs,
                                            bool validate_only) {
+  if (!active_) {
+    if (!forwarder_ || controller_id_ < 0) {
+      return {error_code::not_controller, "no active controller is known yet"};
+    }
+    return forwarder_->set_topic_configs(controller_id_, name, configs, validate_only);
+  }
   auto it = topics_.find(name);
   if (it == topics_.end()) {
     return {error_code::unknown_topic_or_partition,
@@ -340,24 +769,195 @@ topic_result controller::set_topic_configs(const std::string& name,
   topics_[name] = t;
   VLOG_INFO(kLog) << "topic " << name << ": config overrides updated (" << configs.size()
                   << " keys)";
-  publish();
+  // Brokers re-read overrides with every UpdateMetadata; unclean election may now be allowed.
+  std::vector<partition_update> changed;
+  if (unclean_allowed(*t)) reelect({}, &changed);
+  broadcast(changed);
   return {};
+}
+
+std::map<std::string, std::string> controller::read_topic_configs(const std::string& name) {
+  std::map<std::string, std::string> out;
+  if (auto cfg = store_->get(config_path(name)); cfg && !cfg->data.empty()) {
+    try {
+      const json doc = json::parse(cfg->data);
+      for (const auto& [k, v] : doc.at("config").items()) out[k] = v.get<std::string>();
+    } catch (const std::exception& e) {
+      VLOG_ERROR(kLog) << "malformed config overrides of topic " << name << ": " << e.what();
+    }
+  }
+  return out;
+}
+
+alter_partition_result controller::alter_partition(int32_t broker, const std::string& topic,
+                                                   int32_t partition, int32_t leader_epoch,
+                                                   int32_t partition_epoch,
+                                                   std::vector<int32_t> new_isr) {
+  alter_partition_result out;
+  if (!active_) {
+    out.error = error_code::not_controller;
+    return out;
+  }
+  auto it = topics_.find(topic);
+  if (it == topics_.end() || partition < 0 ||
+      partition >= static_cast<int32_t>(it->second->partitions.size())) {
+    out.error = error_code::unknown_topic_or_partition;
+    return out;
+  }
+  const partition_state& cur = it->second->partitions[partition];
+  out.state = cur;
+  if (cur.leader != broker) {
+    out.error = error_code::not_leader_or_follower;
+    return out;
+  }
+  if (leader_epoch < cur.leader_epoch) {
+    out.error = error_code::fenced_leader_epoch;
+    return out;
+  }
+  if (partition_epoch != cur.partition_epoch || leader_epoch != cur.leader_epoch) {
+    out.error = error_code::invalid_update_version;
+    return out;
+  }
+  std::sort(new_isr.begin(), new_isr.end());
+  new_isr.erase(std::unique(new_isr.begin(), new_isr.end()), new_isr.end());
+  for (int32_t r : new_isr) {
+    if (!contains(cur.replicas, r)) {
+      out.error = error_code::invalid_request;
+      return out;
+    }
+    // Only live replicas may join (KIP-841: not one that is shutting down or gone).
+    if (!contains(cur.isr, r) && (!live(r) || shutting_down_.count(r))) {
+      out.error = error_code::ineligible_replica;
+      return out;
+    }
+  }
+  if (!contains(new_isr, broker)) {
+    out.error = error_code::invalid_request;
+    return out;
+  }
+  partition_state next = cur;
+  next.isr = new_isr;
+  if (!write_partition_state(topic, next)) {
+    out.error = error_code::invalid_update_version;
+    return out;
+  }
+  auto t = std::make_shared<topic_metadata>(*it->second);
+  t->partitions[partition] = next;
+  it->second = t;
+  ++stats_.isr_changes;
+  VLOG_INFO(kLog) << topic << "-" << partition << ": ISR " << cur.isr.size() << " -> "
+                  << next.isr.size() << " replicas (leader " << broker << ", epoch "
+                  << next.leader_epoch << ")";
+  out.state = next;
+  broadcast({{topic, t->id, next}});
+  return out;
+}
+
+std::vector<std::pair<std::string, int32_t>> controller::controlled_shutdown(
+    int32_t broker, protocol::error_code* error) {
+  *error = error_code::none;
+  std::vector<std::pair<std::string, int32_t>> remaining;
+  if (!active_) {
+    *error = error_code::not_controller;
+    return remaining;
+  }
+  if (!live(broker)) {
+    *error = error_code::broker_not_available;
+    return remaining;
+  }
+  VLOG_INFO(kLog) << "controlled shutdown of broker " << broker;
+  shutting_down_.insert(broker);
+  std::vector<partition_update> changed;
+  reelect({broker}, &changed);
+  for (const auto& [name, t] : topics_) {
+    for (const auto& ps : t->partitions) {
+      if (ps.leader == broker && ps.replicas.size() > 1) remaining.emplace_back(name, ps.partition);
+    }
+  }
+  broadcast(changed);
+  return remaining;
+}
+
+std::map<std::pair<std::string, int32_t>, topic_result> controller::elect_preferred(
+    const std::vector<std::pair<std::string, int32_t>>& partitions) {
+  std::map<std::pair<std::string, int32_t>, topic_result> out;
+  std::vector<std::pair<std::string, int32_t>> wanted = partitions;
+  if (wanted.empty()) {
+    for (const auto& [name, t] : topics_) {
+      for (const auto& ps : t->partitions) wanted.emplace_back(name, ps.partition);
+    }
+  }
+  std::vector<partition_update> changed;
+  for (const auto& key : wanted) {
+    auto& result = out[key];
+    if (!active_) {
+      result = {error_code::not_controller, "not the active controller"};
+      continue;
+    }
+    auto it = topics_.find(key.first);
+    if (it == topics_.end() || key.second < 0 ||
+        key.second >= static_cast<int32_t>(it->second->partitions.size())) {
+      result = {error_code::unknown_topic_or_partition, "no such partition"};
+      continue;
+    }
+    const partition_state& cur = it->second->partitions[key.second];
+    const int32_t preferred = cur.replicas.front();
+    if (cur.leader == preferred) {
+      result = {error_code::election_not_needed, "the preferred replica already leads"};
+      continue;
+    }
+    if (!live(preferred) || shutting_down_.count(preferred) || !contains(cur.isr, preferred)) {
+      result = {error_code::preferred_leader_not_available,
+                "the preferred replica " + std::to_string(preferred) +
+                    " is not live or not in the ISR"};
+      continue;
+    }
+    partition_state next = cur;
+    next.leader = preferred;
+    next.leader_epoch = cur.leader_epoch + 1;
+    if (!write_partition_state(key.first, next)) {
+      result = {error_code::unknown_server_error, "partition state changed concurrently"};
+      continue;
+    }
+    auto t = std::make_shared<topic_metadata>(*it->second);
+    t->partitions[key.second] = next;
+    it->second = t;
+    ++stats_.leader_elections;
+    changed.push_back({key.first, t->id, next});
+    VLOG_INFO(kLog) << key.first << "-" << key.second << ": preferred leader " << preferred
+                    << " elected (was " << cur.leader << ")";
+  }
+  if (!changed.empty()) broadcast(changed);
+  return out;
 }
 
 int64_t controller::allocate_producer_id() {
   if (next_producer_id_ >= producer_id_block_end_) {
-    const int64_t start = producer_id_block_end_;
-    const int64_t end = start + kProducerIdBlockSize - 1;  // inclusive, as Kafka writes it
-    const std::string data = json{{"version", 1},
-                                  {"broker", options_.node_id},
-                                  {"block_start", start},
-                                  {"block_end", end}}
-                                 .dump();
-    if (!store_->set("/latest_producer_id_block", data, -1)) {
-      store_->create("/latest_producer_id_block", data);
+    // Conditional update: brokers allocating at the same time each get their own block.
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      auto node = store_->get("/latest_producer_id_block");
+      int64_t start = 0;
+      if (node && !node->data.empty()) {
+        start = json::parse(node->data).at("block_end").get<int64_t>() + 1;
+      }
+      start = std::max(start, producer_id_block_end_);
+      const int64_t end = start + kProducerIdBlockSize - 1;  // inclusive, as Kafka writes it
+      const std::string data = json{{"version", 1},
+                                    {"broker", options_.node_id},
+                                    {"block_start", start},
+                                    {"block_end", end}}
+                                   .dump();
+      const bool ok = node ? store_->set("/latest_producer_id_block", data, node->version)
+                           : store_->create("/latest_producer_id_block", data);
+      if (ok) {
+        next_producer_id_ = start;
+        producer_id_block_end_ = end + 1;
+        break;
+      }
     }
-    next_producer_id_ = start;
-    producer_id_block_end_ = end + 1;
+    if (next_producer_id_ >= producer_id_block_end_) {
+      throw std::runtime_error("could not reserve a producer id block");
+    }
   }
   return next_producer_id_++;
 }

@@ -265,6 +265,12 @@ void group_coordinator::begin_loading(int32_t p) {
   loaded_.erase(p);
 }
 
+void group_coordinator::unload_partition(int32_t p) {
+  forget_partition(p);
+  loading_.erase(p);
+  loaded_.erase(p);
+}
+
 error_code group_coordinator::check_partition(int32_t p) {
   if (loading_.count(p)) return error_code::coordinator_load_in_progress;
   if (!partitions_(p)) return error_code::not_coordinator;

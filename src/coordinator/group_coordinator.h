@@ -210,6 +210,10 @@ class group_coordinator {
   // NOT_COORDINATOR if p is not hosted here. A hosted partition never seen before (created
   // after startup) is loaded on the spot.
   error_code check_partition(int32_t p);
+  // This broker is no longer the leader of partition p (its leadership moved): its groups
+  // are dropped from memory (waiting requests get NOT_COORDINATOR); the new leader's
+  // coordinator loads them from the replicated log.
+  void unload_partition(int32_t p);
 
   // --- group membership (p = the group's __consumer_offsets partition) ---
   void join(int32_t p, join_params params, std::function<void(join_result)> done);

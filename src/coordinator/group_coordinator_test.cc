@@ -30,14 +30,29 @@ constexpr int32_t kP = 0;  // every group of these tests lives in partition 0
 
 bytes b(std::string_view s) { return bytes(s.begin(), s.end()); }
 
+// A single-replica partition led by broker 0, as the controller makes it.
+std::unique_ptr<replication::partition> open_leader(const std::filesystem::path& dir,
+                                                    std::string* error) {
+  auto p = replication::partition::open({std::string(kOffsetsTopic), kP}, dir, {}, 0, -1, 0, error);
+  if (!p) return p;
+  cluster::partition_state ps;
+  ps.partition = kP;
+  ps.leader = 0;
+  ps.leader_epoch = 0;
+  ps.partition_epoch = 0;
+  ps.replicas = {0};
+  ps.isr = {0};
+  p->apply_state(ps, 0);
+  return p;
+}
+
 class group_coordinator_test : public ::testing::Test {
  protected:
   void SetUp() override { open(); }
 
   void open() {
     std::string error;
-    part_ = replication::partition::open({std::string(kOffsetsTopic), kP}, dir_.path() / "p0",
-                                         {}, 0, 0, {0}, {0}, -1, &error);
+    part_ = open_leader(dir_.path() / "p0", &error);
     ASSERT_TRUE(part_) << error;
     coord_ = std::make_unique<group_coordinator>(
         options_,
@@ -671,8 +686,7 @@ TEST_F(group_coordinator_test, list_reports_loading_and_a_failed_load_is_retried
   ASSERT_EQ(commit("s", -1, "", "t", 5), error_code::none);
   // A second log whose only batch claims gzip but holds garbage: CRC-valid, undecodable.
   std::string error;
-  bad_part_ = replication::partition::open({std::string(kOffsetsTopic), kP}, dir_.path() / "bad",
-                                           {}, 0, 0, {0}, {0}, -1, &error);
+  bad_part_ = open_leader(dir_.path() / "bad", &error);
   ASSERT_TRUE(bad_part_) << error;
   protocol::record r;
   r.key = b("k");

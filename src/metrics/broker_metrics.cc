@@ -159,6 +159,7 @@ void render_replicas(const broker_sample& s, exposition& e) {
     e.add("varve_request_errors_total", {{"api", api}, {"error", err}}, static_cast<double>(n));
   }
   e.add("varve_fetch_purgatory_size", {}, static_cast<double>(probe.fetch_waiting));
+  e.add("varve_produce_purgatory_size", {}, static_cast<double>(probe.produce_waiting));
 }
 
 void render_groups(const broker_sample& s, exposition& e) {

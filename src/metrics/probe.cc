@@ -14,6 +14,7 @@ void probe_snapshot::merge(const probe_snapshot& other) {
   for (const auto& [key, n] : other.errors) errors[key] += n;
   for (const auto& [topic, n] : other.topic_bytes_out) topic_bytes_out[topic] += n;
   fetch_waiting += other.fetch_waiting;
+  produce_waiting += other.produce_waiting;
 }
 
 void shard_probe::record_request(int16_t api_key, double seconds) {
@@ -45,6 +46,7 @@ probe_snapshot shard_probe::snapshot() const {
   out.errors = errors_;
   for (const auto& [topic, n] : topic_bytes_out_) out.topic_bytes_out.emplace(topic, n);
   out.fetch_waiting = fetch_waiting_;
+  out.produce_waiting = produce_waiting_;
   return out;
 }
 

@@ -41,6 +41,7 @@ struct probe_snapshot {
   std::map<std::pair<int16_t, int16_t>, uint64_t> errors;  // (api key, error code) → count
   std::map<std::string, uint64_t> topic_bytes_out;
   int64_t fetch_waiting = 0;
+  int64_t produce_waiting = 0;
 
   // Adds another shard's snapshot into this one.
   void merge(const probe_snapshot& other);
@@ -57,6 +58,8 @@ class shard_probe {
   // A fetch starts / stops waiting for data (long poll).
   void fetch_wait_started() { ++fetch_waiting_; }
   void fetch_wait_ended() { --fetch_waiting_; }
+  void produce_wait_started() { ++produce_waiting_; }
+  void produce_wait_ended() { --produce_waiting_; }
 
   probe_snapshot snapshot() const;
 
@@ -65,6 +68,7 @@ class shard_probe {
   std::map<std::pair<int16_t, int16_t>, uint64_t> errors_;
   std::unordered_map<std::string, uint64_t> topic_bytes_out_;
   int64_t fetch_waiting_ = 0;
+  int64_t produce_waiting_ = 0;
 };
 
 }  // namespace varve::metrics

@@ -1,6 +1,7 @@
 #include "replication/partition.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "common/log.h"
 #include "protocol/record_batch.h"
@@ -36,22 +37,256 @@ partition::~partition() = default;
 
 std::unique_ptr<partition> partition::open(topic_partition tp, const std::filesystem::path& dir,
                                            const partition_config& config, int32_t node_id,
-                                           int32_t leader_epoch, std::vector<int32_t> replicas,
-                                           std::vector<int32_t> isr, int64_t recovery_point,
+                                           int64_t recovery_point, int64_t hw_checkpoint,
                                            std::string* error) {
   auto log = storage::log::open(dir, config.log, recovery_point, error);
   if (!log) return nullptr;
   std::unique_ptr<partition> p(new partition(std::move(tp), node_id, std::move(log), config));
   p->producer_state_.load(*p->log_);
   p->segments_at_last_snapshot_ = p->log_->segment_count();
-  p->leader_ = node_id;
-  p->leader_epoch_ = leader_epoch;
-  p->replicas_ = std::move(replicas);
-  p->isr_ = std::move(isr);
-  // Everything in a single-replica log was acknowledged (or written) by this replica: the
-  // high watermark restarts at the log end offset.
-  p->advance_high_watermark();
+  // The HW restarts at the checkpointed value (never above the LEO, never below the log
+  // start); the role comes with the first apply_state().
+  p->high_watermark_ = std::clamp<int64_t>(std::max<int64_t>(hw_checkpoint, 0),
+                                           p->log_->log_start_offset(), p->log_->log_end_offset());
   return p;
+}
+
+partition::state_change partition::apply_state(const cluster::partition_state& ps,
+                                               int64_t now_ms) {
+  if (ps.leader_epoch < leader_epoch_) return state_change::none;
+  if (ps.leader_epoch == leader_epoch_) {
+    if (ps.partition_epoch <= partition_epoch_ && ps.replicas == replicas_) return state_change::none;
+    // Same leadership, newer ISR (AlterPartition result, or the controller removed a dead
+    // follower without a leader change).
+    partition_epoch_ = ps.partition_epoch;
+    isr_ = ps.isr;
+    replicas_ = ps.replicas;
+    pending_isr_.reset();
+    if (is_leader()) maybe_advance_high_watermark();
+    ++change_seq_;
+    notify_waiters();
+    return state_change::isr_only;
+  }
+  const bool was_leader = is_leader();
+  leader_ = ps.leader;
+  leader_epoch_ = ps.leader_epoch;
+  partition_epoch_ = ps.partition_epoch;
+  replicas_ = ps.replicas;
+  isr_ = ps.isr;
+  pending_isr_.reset();
+  followers_.clear();
+  if (is_leader()) {
+    log_->assign_leader_epoch(leader_epoch_);
+    leader_epoch_start_offset_ = log_->log_end_offset();
+    for (int32_t r : replicas_) {
+      if (r == node_id_) continue;
+      follower_state f;
+      // Members of the ISR count as caught up now: they get a full lag period to fetch.
+      f.last_caught_up_ms = std::find(isr_.begin(), isr_.end(), r) != isr_.end() ? now_ms : 0;
+      followers_[r] = f;
+    }
+    VLOG_INFO(kLog) << tp_.str() << ": leader in epoch " << leader_epoch_ << " from offset "
+                    << leader_epoch_start_offset_ << ", HW " << high_watermark_ << ", ISR "
+                    << isr_.size() << " of " << replicas_.size();
+    maybe_advance_high_watermark();
+  } else {
+    VLOG_INFO(kLog) << tp_.str() << ": follower of " << leader_ << " in epoch " << leader_epoch_
+                    << (was_leader ? " (was leader)" : "") << ", LEO " << log_->log_end_offset()
+                    << ", HW " << high_watermark_;
+  }
+  ++change_seq_;
+  notify_waiters();  // parked fetches and acks=all waits re-check their partition
+  return state_change::role_change;
+}
+
+std::vector<int32_t> partition::maximal_isr() const {
+  std::vector<int32_t> out = isr_;
+  if (pending_isr_) {
+    for (int32_t r : *pending_isr_) {
+      if (std::find(out.begin(), out.end(), r) == out.end()) out.push_back(r);
+    }
+  }
+  return out;
+}
+
+void partition::set_high_watermark(int64_t hw) {
+  if (hw == high_watermark_) return;
+  high_watermark_ = hw;
+  ++change_seq_;
+  notify_waiters();
+}
+
+void partition::maybe_advance_high_watermark() {
+  if (!is_leader()) return;
+  int64_t hw = log_->log_end_offset();
+  for (int32_t r : maximal_isr()) {
+    if (r == node_id_) continue;
+    auto it = followers_.find(r);
+    // A member whose LEO is unknown holds the HW where it is.
+    if (it == followers_.end() || it->second.log_end_offset < 0) return;
+    hw = std::min(hw, it->second.log_end_offset);
+  }
+  if (hw > high_watermark_) set_high_watermark(hw);
+}
+
+void partition::propose_isr(std::vector<int32_t> new_isr) {
+  std::sort(new_isr.begin(), new_isr.end());
+  pending_isr_ = new_isr;
+  pending_isr_since_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::steady_clock::now().time_since_epoch())
+                              .count();
+  if (isr_sink_) isr_sink_({tp_, leader_epoch_, partition_epoch_, std::move(new_isr)});
+}
+
+void partition::maybe_expand_isr(int32_t replica_id) {
+  if (pending_isr_ || std::find(isr_.begin(), isr_.end(), replica_id) != isr_.end()) return;
+  if (std::find(replicas_.begin(), replicas_.end(), replica_id) == replicas_.end()) return;
+  const auto& f = followers_[replica_id];
+  if (f.log_end_offset < high_watermark_ || f.log_end_offset < leader_epoch_start_offset_) return;
+  std::vector<int32_t> isr = isr_;
+  isr.push_back(replica_id);
+  VLOG_INFO(kLog) << tp_.str() << ": follower " << replica_id << " caught up (LEO "
+                  << f.log_end_offset << "), proposing ISR expansion";
+  propose_isr(std::move(isr));
+}
+
+void partition::maybe_shrink_isr(int64_t now_ms) {
+  if (!is_leader()) return;
+  const int64_t steady_now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::steady_clock::now().time_since_epoch())
+                                 .count();
+  // A proposal the controller never answered (controller moving, request lost) is retried.
+  if (pending_isr_ && steady_now - pending_isr_since_ms_ > 5000) pending_isr_.reset();
+  if (pending_isr_) return;
+  std::vector<int32_t> keep;
+  std::vector<int32_t> out;
+  for (int32_t r : isr_) {
+    if (r == node_id_) {
+      keep.push_back(r);
+      continue;
+    }
+    auto it = followers_.find(r);
+    const int64_t caught_up = it == followers_.end() ? 0 : it->second.last_caught_up_ms;
+    if (now_ms - caught_up > config_.replica_lag_time_max_ms) {
+      out.push_back(r);
+    } else {
+      keep.push_back(r);
+    }
+  }
+  if (out.empty()) return;
+  for (int32_t r : out) {
+    VLOG_WARN(kLog) << tp_.str() << ": follower " << r << " has not caught up for more than "
+                    << config_.replica_lag_time_max_ms << " ms (its LEO "
+                    << followers_[r].log_end_offset << ", ours " << log_->log_end_offset()
+                    << "), proposing to remove it from the ISR";
+  }
+  propose_isr(std::move(keep));
+}
+
+fetch_outcome partition::read_for_follower(int32_t replica_id, int64_t fetch_offset,
+                                           uint32_t max_bytes, int32_t current_leader_epoch,
+                                           int64_t now_ms) {
+  fetch_outcome out;
+  out.log_start_offset = log_->log_start_offset();
+  if (!is_leader()) {
+    out.error = error_code::not_leader_or_follower;
+    return out;
+  }
+  if (auto e = check_leader_epoch(current_leader_epoch); e != error_code::none) {
+    out.error = e;
+    return out;
+  }
+  auto it = followers_.find(replica_id);
+  if (it == followers_.end()) {
+    // Not an assigned replica (reassigned away, or a stray broker).
+    out.error = error_code::not_leader_or_follower;
+    return out;
+  }
+  const int64_t leo = log_->log_end_offset();
+  if (fetch_offset < log_->log_start_offset() || fetch_offset > leo) {
+    out.error = error_code::offset_out_of_range;
+    out.high_watermark = high_watermark_;
+    return out;
+  }
+  follower_state& f = it->second;
+  // Kafka's rule: caught up now if it asked for our LEO; caught up as of its previous fetch
+  // if it reached what our LEO was then.
+  if (fetch_offset >= leo) {
+    f.last_caught_up_ms = now_ms;
+  } else if (f.last_fetch_leader_leo >= 0 && fetch_offset >= f.last_fetch_leader_leo) {
+    f.last_caught_up_ms = std::max(f.last_caught_up_ms, f.last_fetch_ms);
+  }
+  f.log_end_offset = fetch_offset;
+  f.last_fetch_leader_leo = leo;
+  f.last_fetch_ms = now_ms;
+  maybe_expand_isr(replica_id);
+  maybe_advance_high_watermark();
+  out.high_watermark = high_watermark_;
+  out.last_stable_offset = last_stable_offset();
+  out.change_seq = change_seq_;
+  if (fetch_offset < leo && !log_->read(fetch_offset, max_bytes, leo, true, &out.data)) {
+    out.error = error_code::offset_out_of_range;
+  }
+  return out;
+}
+
+error_code partition::acks_all_status(int64_t required_offset, int32_t epoch_at_append,
+                                      bool* done) const {
+  *done = true;
+  if (!is_leader() || leader_epoch_ != epoch_at_append) return error_code::not_leader_or_follower;
+  if (high_watermark_ < required_offset) {
+    *done = false;
+    return error_code::none;
+  }
+  if (static_cast<int32_t>(isr_.size()) < config_.min_insync_replicas) {
+    return error_code::not_enough_replicas_after_append;
+  }
+  return error_code::none;
+}
+
+error_code partition::append_as_follower(std::span<const uint8_t> records, int64_t leader_hw,
+                                         int64_t leader_log_start) {
+  if (is_leader()) return error_code::not_leader_or_follower;
+  if (!records.empty()) {
+    storage::append_info info;
+    const auto err = log_->append_as_follower(records, &info);
+    if (err != storage::append_error::none) return to_error(err);
+    size_t pos = 0;
+    while (pos < records.size()) {
+      auto h = protocol::parse_batch_header(records.subspan(pos));
+      if (!h || h->total_size() == 0) break;
+      if (h->producer_id >= 0) producer_state_.update(*h);
+      pos += h->total_size();
+    }
+    bytes_in_ += records.size();
+    records_in_ += static_cast<uint64_t>(info.record_count);
+    ++change_seq_;
+  }
+  if (leader_log_start > log_->log_start_offset() && leader_log_start <= log_->log_end_offset()) {
+    log_->delete_records_before(leader_log_start);
+  }
+  const int64_t hw = std::min(leader_hw, log_->log_end_offset());
+  if (hw > high_watermark_) set_high_watermark(hw);
+  return error_code::none;
+}
+
+void partition::truncate_to(int64_t offset) {
+  if (offset >= log_->log_end_offset()) return;
+  log_->truncate_to(offset);
+  producer_state_.truncate_and_reload(*log_);
+  if (high_watermark_ > log_->log_end_offset()) high_watermark_ = log_->log_end_offset();
+  ++change_seq_;
+}
+
+void partition::truncate_fully_and_start_at(int64_t offset) {
+  log_->truncate_fully_and_start_at(offset);
+  producer_state_.truncate_and_reload(*log_);
+  high_watermark_ = offset;
+  ++change_seq_;
+}
+
+std::pair<int32_t, int64_t> partition::end_offset_for_epoch(int32_t epoch) const {
+  return log_->end_offset_for_epoch(epoch);
 }
 
 error_code partition::check_leader_epoch(int32_t current_leader_epoch) const {
@@ -139,6 +374,8 @@ produce_outcome partition::append(std::span<uint8_t> records, int16_t acks, int6
       case storage::sequence_check::duplicate:
         // A retry of a batch we already have: acknowledge it again with its original offset.
         out.base_offset = original.first_offset;
+        out.last_offset = original.last_offset;
+        out.leader_epoch = leader_epoch_;
         VLOG_DEBUG(kLog) << tp_.str() << ": duplicate batch from producer "
                          << header->producer_id << " seq " << header->base_sequence
                          << " answered with offset " << original.first_offset;
@@ -170,22 +407,17 @@ produce_outcome partition::append(std::span<uint8_t> records, int16_t acks, int6
     producer_state_.update(*stored);
   }
   out.base_offset = info.first_offset;
+  out.last_offset = info.last_offset;
+  out.leader_epoch = leader_epoch_;
   out.log_append_time = info.log_append_time;
   out.record_count = info.record_count;
   out.bytes = static_cast<int64_t>(records.size());
   bytes_in_ += records.size();
   records_in_ += static_cast<uint64_t>(info.record_count);
-  advance_high_watermark();
+  ++change_seq_;
+  notify_waiters();  // followers' long-poll fetches wait for new data, not for the HW
+  maybe_advance_high_watermark();
   return out;
-}
-
-void partition::advance_high_watermark() {
-  // HW = min LEO over the ISR. Only this replica's LEO is known in a single-broker build.
-  const int64_t hw = log_->log_end_offset();
-  if (hw != high_watermark_) {
-    high_watermark_ = hw;
-    notify_waiters();
-  }
 }
 
 void partition::add_waiter(std::weak_ptr<void> alive, std::function<void()> fn) {
@@ -208,6 +440,7 @@ fetch_outcome partition::read(int64_t offset, uint32_t max_bytes, bool min_one_b
   out.high_watermark = high_watermark_;
   out.last_stable_offset = last_stable_offset();
   out.log_start_offset = log_->log_start_offset();
+  out.change_seq = change_seq_;
   if (!is_leader()) {
     out.error = error_code::not_leader_or_follower;
     return out;
@@ -242,6 +475,7 @@ void partition::update_config(const partition_config& config) {
 }
 
 void partition::housekeeping(int64_t now_ms, bool retention_due) {
+  maybe_shrink_isr(now_ms);
   log_->maybe_roll(now_ms);
   log_->maybe_flush(now_ms);
   if (retention_due && config_.log.delete_retention) {

@@ -14,6 +14,7 @@ namespace fs = std::filesystem;
 namespace {
 constexpr std::string_view kLog = "replica";
 constexpr const char* kRecoveryCheckpoint = "recovery-point-offset-checkpoint";
+constexpr const char* kHighWatermarkCheckpoint = "replication-offset-checkpoint";
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -101,9 +102,12 @@ replica_manager::replica_manager(asio::io_context& loop, replica_manager_options
     auto& points = recovery_points_[dir];
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir, ec)) {
-      if (e.path().filename().string().rfind(kRecoveryCheckpoint, 0) != 0) continue;
+      const std::string name = e.path().filename().string();
+      const bool hw = name.rfind(kHighWatermarkCheckpoint, 0) == 0;
+      if (!hw && name.rfind(kRecoveryCheckpoint, 0) != 0) continue;
       for (const auto& [tp, offset] : read_checkpoint(e.path())) {
-        auto [it, inserted] = points.emplace(tp, offset);
+        auto& into = hw ? hw_checkpoints_ : points;
+        auto [it, inserted] = into.emplace(tp, offset);
         if (!inserted) it->second = std::min(it->second, offset);
       }
     }
@@ -138,7 +142,6 @@ fs::path replica_manager::dir_for(const topic_partition& tp) const {
 
 void replica_manager::apply(const cluster::metadata_snapshot& snapshot) {
   if (closed_) return;
-  std::map<topic_partition, bool> wanted;
   for (const auto& [name, topic] : snapshot.topics) {
     for (const auto& ps : topic->partitions) {
       topic_partition tp{name, ps.partition};
@@ -147,7 +150,6 @@ void replica_manager::apply(const cluster::metadata_snapshot& snapshot) {
           ps.replicas.end()) {
         continue;
       }
-      wanted[tp] = true;
       const partition_config cfg = config_(*topic);
       std::ostringstream fp;
       for (const auto& [k, v] : topic->configs) fp << k << '=' << v << ';';
@@ -156,6 +158,7 @@ void replica_manager::apply(const cluster::metadata_snapshot& snapshot) {
           existing->update_config(cfg);
           config_fingerprint_[tp] = fp.str();
         }
+        apply_role(*existing, ps);
         continue;
       }
       const fs::path dir = dir_for(tp);
@@ -163,33 +166,50 @@ void replica_manager::apply(const cluster::metadata_snapshot& snapshot) {
       int64_t recovery_point = -1;
       auto& points = recovery_points_[dir.parent_path()];
       if (auto it = points.find(tp); it != points.end()) recovery_point = it->second;
+      int64_t hw = 0;
+      if (auto it = hw_checkpoints_.find(tp); it != hw_checkpoints_.end()) hw = it->second;
       std::string error;
-      auto p = partition::open(tp, dir, cfg, options_.node_id, ps.leader_epoch, ps.replicas,
-                               ps.isr, recovery_point, &error);
+      auto p = partition::open(tp, dir, cfg, options_.node_id, recovery_point, hw, &error);
       if (!p) {
         VLOG_ERROR(kLog) << "cannot open " << tp.str() << " in " << dir.string() << ": " << error;
         continue;
       }
       VLOG_DEBUG(kLog) << "opened " << tp.str() << " log end offset " << p->log_end_offset();
       if (new_dir) ++partitions_per_dir_[dir.parent_path()];
+      p->set_isr_change_sink(isr_sink_);
+      partition& ref = *p;
       partitions_[tp] = std::move(p);
       config_fingerprint_[tp] = fp.str();
+      apply_role(ref, ps);
     }
   }
-  for (auto it = partitions_.begin(); it != partitions_.end();) {
-    if (wanted.count(it->first)) {
-      ++it;
-      continue;
-    }
-    VLOG_INFO(kLog) << "removing " << it->first.str() << " (topic deleted)";
+}
+
+void replica_manager::apply_role(partition& p, const cluster::partition_state& ps) {
+  const auto change = p.apply_state(ps, now_ms());
+  if (change != partition::state_change::role_change) return;
+  if (on_follow_) on_follow_(p.tp(), p.is_leader() ? -1 : ps.leader, ps.leader_epoch);
+  // Every new leader epoch is reported, so a coordinator reloads its state after a
+  // leadership it may have lost and regained in between.
+  if (on_leadership_) on_leadership_(p.tp(), p.is_leader());
+}
+
+void replica_manager::remove(const std::vector<topic_partition>& tps) {
+  for (const auto& tp : tps) {
+    auto it = partitions_.find(tp);
+    if (it == partitions_.end()) continue;
+    if (on_follow_) on_follow_(tp, -1, -1);
+    if (on_leadership_ && it->second->is_leader()) on_leadership_(tp, false);
+    VLOG_INFO(kLog) << "removing " << tp.str() << " (StopReplica with delete)";
     const fs::path parent = it->second->log().dir().parent_path();
     it->second->remove();
     if (auto c = partitions_per_dir_.find(parent); c != partitions_per_dir_.end() && c->second > 0) {
       --c->second;
     }
-    config_fingerprint_.erase(it->first);
-    for (auto& [dir, points] : recovery_points_) points.erase(it->first);
-    it = partitions_.erase(it);
+    config_fingerprint_.erase(tp);
+    hw_checkpoints_.erase(tp);
+    for (auto& [dir, points] : recovery_points_) points.erase(tp);
+    partitions_.erase(it);
   }
 }
 
@@ -223,12 +243,15 @@ void replica_manager::write_recovery_checkpoints() {
   // Each shard owns a disjoint set of partitions, so each writes its own checkpoint file
   // per log dir to avoid cross-shard coordination.
   std::map<fs::path, std::map<topic_partition, int64_t>> by_dir;
+  std::map<fs::path, std::map<topic_partition, int64_t>> hw_by_dir;
   for (const auto& [tp, p] : partitions_) {
     by_dir[p->log().dir().parent_path()][tp] = p->log().recovery_point();
+    hw_by_dir[p->log().dir().parent_path()][tp] = p->high_watermark();
   }
+  const std::string suffix = "." + std::to_string(options_.shard);
   for (const auto& dir : options_.log_dirs) {
-    write_checkpoint(dir / (std::string(kRecoveryCheckpoint) + "." + std::to_string(options_.shard)),
-                     by_dir[dir]);
+    write_checkpoint(dir / (std::string(kRecoveryCheckpoint) + suffix), by_dir[dir]);
+    write_checkpoint(dir / (std::string(kHighWatermarkCheckpoint) + suffix), hw_by_dir[dir]);
   }
 }
 

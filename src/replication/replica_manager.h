@@ -1,12 +1,17 @@
 #pragma once
 // replication::replica_manager — the partitions one shard owns (DESIGN.md §7).
 //
-// Each shard has one replica_manager. apply() reconciles the shard's partitions with a
-// metadata snapshot (the single-node equivalent of LeaderAndIsr/StopReplica): partitions
-// assigned to this broker and owned by this shard are opened, partitions of deleted topics
-// are closed and removed, config changes are pushed down. A periodic timer runs each
-// partition's housekeeping (flush policy, segment.ms roll, retention) and writes the
-// recovery-point checkpoint.
+// Each shard has one replica_manager. apply() reconciles the shard's partitions with the
+// metadata this broker learned from the controller (LeaderAndIsr / UpdateMetadata): the
+// partitions assigned to this broker and owned by this shard are opened, their role
+// (leader / follower, leader epoch, ISR) is applied, config changes are pushed down.
+// Partition data is deleted only by remove() (StopReplica with delete, i.e. topic deletion
+// or reassignment away) — never because a snapshot lacks a topic, so a broker that has not
+// heard from the controller yet keeps its data.
+// Role changes are reported through the hooks: followers to the replica fetcher, leadership
+// of internal topics to the coordinators.
+// A periodic timer runs each partition's housekeeping (flush policy, segment.ms roll,
+// retention, ISR shrink) and writes the recovery-point and high-watermark checkpoints.
 //
 // Threading: every method runs on the owning shard's loop.
 #include <asio.hpp>
@@ -47,6 +52,19 @@ class replica_manager {
   }
 
   void apply(const cluster::metadata_snapshot& snapshot);
+  // StopReplica with delete: closes and deletes the partitions' data.
+  void remove(const std::vector<topic_partition>& tps);
+
+  // Role hooks, called on this shard's loop after the partition's state changed.
+  // leader >= 0 and != node id: follow that leader from now (restart with truncation);
+  // leader == node id or -1: stop fetching.
+  using follower_hook = std::function<void(const topic_partition&, int32_t leader, int32_t epoch)>;
+  using leadership_hook = std::function<void(const topic_partition&, bool leader)>;
+  void set_hooks(follower_hook f, leadership_hook l, isr_change_sink isr) {
+    on_follow_ = std::move(f);
+    on_leadership_ = std::move(l);
+    isr_sink_ = std::move(isr);
+  }
   void start();
   // Closes every partition cleanly (flush + clean-shutdown marker).
   void close_all();
@@ -58,6 +76,7 @@ class replica_manager {
   std::filesystem::path dir_for(const topic_partition& tp) const;
   void housekeeping();
   void write_recovery_checkpoints();
+  void apply_role(partition& p, const cluster::partition_state& ps);
   void schedule();
 
   asio::io_context& loop_;
@@ -67,6 +86,10 @@ class replica_manager {
   std::map<topic_partition, std::unique_ptr<partition>> partitions_;
   std::map<topic_partition, std::string> config_fingerprint_;
   std::map<std::filesystem::path, std::map<topic_partition, int64_t>> recovery_points_;
+  std::map<topic_partition, int64_t> hw_checkpoints_;  // read at start
+  follower_hook on_follow_;
+  leadership_hook on_leadership_;
+  isr_change_sink isr_sink_;
   // Partition directories per log dir (all shards' partitions, counted once at start and
   // kept up to date for this shard's own creations and removals).
   std::map<std::filesystem::path, size_t> partitions_per_dir_;

@@ -1,11 +1,14 @@
 #include "server/broker.h"
 
 #include <csignal>
+#include <future>
 #include <thread>
 
 #include "common/log.h"
 #include "config/topic_config.h"
+#include "cluster/zk_store.h"
 #include "coordinator/offsets_format.h"
+#include "server/cluster_link.h"
 #include "server/dispatcher.h"
 
 namespace varve::server {
@@ -25,7 +28,10 @@ broker::broker(config::broker_config config)
   }
 }
 
-broker::~broker() = default;
+broker::~broker() {
+  if (fetchers_) fetchers_->stop();
+  if (link_) link_->stop();
+}
 
 unsigned broker::shard_of(const replication::topic_partition& tp) const {
   return replication::shard_of(tp, const_cast<shard_set&>(shards_).count());
@@ -57,6 +63,7 @@ replication::partition_config broker::partition_config_for(const cluster::topic_
   l.max_compaction_lag_ms = s.max_compaction_lag_ms;
   l.min_cleanable_dirty_ratio = s.min_cleanable_dirty_ratio;
   out.min_insync_replicas = s.min_insync_replicas;
+  out.replica_lag_time_max_ms = config_.get_long("replica.lag.time.max.ms");
   out.cleaner_enable = config_.get_bool("log.cleaner.enable");
   return out;
 }
@@ -96,30 +103,85 @@ bool broker::start(std::string* error) {
     return false;
   }
 
-  // Metadata: single-node mode keeps it in a local store beside the first log dir.
-  if (config_.cluster_mode()) {
-    VLOG_WARN(kLog) << "zookeeper.connect is set but cluster mode is not available in this "
-                       "build; running as a single node";
-  }
+  // Metadata: single-node mode keeps it in a local store beside the first log dir; a
+  // cluster keeps it in ZooKeeper. The same controller runs over either.
   cluster::controller_options copts;
   copts.node_id = node_id_;
   copts.self = advertised_;
   copts.default_num_partitions = config_.num_partitions();
   copts.default_replication_factor = static_cast<int16_t>(config_.default_replication_factor());
+  copts.unclean_leader_election_enable = config_.unclean_leader_election_enable();
+  std::unique_ptr<cluster::metadata_store> store;
   try {
+    if (config_.cluster_mode()) {
+      cluster::zk_options zo;
+      zo.connect = *config_.zookeeper_connect();
+      zo.session_timeout = std::chrono::milliseconds(config_.get_int("zookeeper.session.timeout.ms"));
+      // zookeeper.connection.timeout.ms defaults to the session timeout, as in Kafka.
+      const auto ct = config_.get_optional_string("zookeeper.connection.timeout.ms");
+      zo.connection_timeout = ct ? std::chrono::milliseconds(std::stoi(*ct)) : zo.session_timeout;
+      auto zk = std::make_unique<cluster::zk_store>(zo);
+      zk_ = zk.get();
+      store = std::move(zk);
+    } else {
+      store = std::make_unique<cluster::local_store>(log_dirs.front() / ".varve-metadata");
+    }
     controller_ = std::make_unique<cluster::controller>(
-        std::make_unique<cluster::local_store>(log_dirs.front() / ".varve-metadata"), copts,
-        cache_, [](const std::map<std::string, std::string>& c) {
+        std::move(store), zk_, copts, cache_, [](const std::map<std::string, std::string>& c) {
           return config::validate_topic_configs(c);
         });
-    controller_->load();
   } catch (const std::exception& e) {
-    *error = std::string("cannot load cluster metadata: ") + e.what();
+    *error = std::string("cannot open cluster metadata: ") + e.what();
     return false;
   }
+  link_ = std::make_unique<cluster_link>(*this);
+  controller_->set_channel(link_.get());
+  controller_->set_forwarder(link_.get());
+  controller_->set_post([this](std::function<void()> fn) {
+    asio::post(shards_.loop(0), [this, fn = std::move(fn)] {
+      try {
+        fn();
+      } catch (const std::exception& e) {
+        VLOG_ERROR(kLog) << "controller event failed: " << e.what();
+      }
+    });
+  });
 
-  // One replica manager per shard; open this broker's partitions (log recovery happens
-  // here, on each shard's own thread once the loops run — but before serving requests).
+  replication::fetcher_options fo;
+  fo.node_id = node_id_;
+  fo.max_wait_ms = config_.get_int("replica.fetch.wait.max.ms");
+  fo.min_bytes = config_.get_int("replica.fetch.min.bytes");
+  fo.max_bytes = config_.get_int("replica.fetch.response.max.bytes");
+  fo.partition_max_bytes = config_.get_int("replica.fetch.max.bytes");
+  fo.socket_timeout_ms = config_.get_int("replica.socket.timeout.ms");
+  fo.backoff_ms = config_.get_int("replica.fetch.backoff.ms");
+  fetchers_ = std::make_unique<replication::replica_fetcher_manager>(
+      fo,
+      [this](const replication::topic_partition& tp,
+             const std::function<void(replication::partition*)>& fn) {
+        const unsigned s = shard_of(tp);
+        auto done = std::make_shared<std::promise<void>>();
+        auto fut = done->get_future();
+        asio::post(shards_.loop(s), [this, s, tp, &fn, done] {
+          fn(replica_managers_[s]->get(tp));
+          done->set_value();
+        });
+        // Bounded: a loop that does not answer (shutting down) abandons the step. The
+        // closure refers to `fn`, so wait for it unless the loops are stopping.
+        while (fut.wait_for(std::chrono::milliseconds(500)) != std::future_status::ready) {
+          if (stopping_flag_.load()) return false;
+        }
+        return true;
+      },
+      [this](int32_t id) -> std::optional<cluster::broker_endpoint> {
+        auto md = cache_.get();
+        for (const auto& b : md->brokers) {
+          if (b.id == id) return b;
+        }
+        return std::nullopt;
+      });
+
+  // One replica manager per shard; partitions open when the controller assigns them.
   for (unsigned s = 0; s < shards_.count(); ++s) {
     replication::replica_manager_options o;
     o.shard = s;
@@ -132,21 +194,29 @@ bool broker::start(std::string* error) {
     replica_managers_.push_back(std::make_unique<replication::replica_manager>(
         shards_.loop(s), o,
         [this](const cluster::topic_metadata& t) { return partition_config_for(t); }));
+    replica_managers_.back()->set_hooks(
+        [this](const replication::topic_partition& tp, int32_t leader, int32_t epoch) {
+          fetchers_->add(tp, leader, epoch);
+        },
+        [this, s](const replication::topic_partition& tp, bool leader) {
+          if (tp.topic != coordinator::kOffsetsTopic || s >= group_coordinators_.size()) return;
+          auto& gc = *group_coordinators_[s];
+          if (leader) {
+            gc.begin_loading(tp.partition);
+            const int32_t p = tp.partition;
+            asio::post(shards_.loop(s), [this, s, p] {
+              std::string why;  // a failed load is logged and retried by the coordinator
+              group_coordinators_[s]->load_partition(p, &why);
+            });
+          } else {
+            gc.unload_partition(tp.partition);
+          }
+        },
+        [this](const replication::isr_proposal& p) { link_->propose_isr(p); });
   }
-  // Recovery runs before the listener opens: every shard opens its partitions in parallel.
-  {
-    auto snapshot = cache_.get();
-    std::vector<std::thread> openers;
-    for (unsigned s = 0; s < shards_.count(); ++s) {
-      openers.emplace_back([this, s, snapshot] { replica_managers_[s]->apply(*snapshot); });
-    }
-    for (auto& t : openers) t.join();
-  }
-  for (auto& rm : replica_managers_) rm->start();
-
-  // One group coordinator per shard. Each loads the __consumer_offsets partitions its shard
-  // owns once the loops run; until a partition is loaded its groups answer
-  // COORDINATOR_LOAD_IN_PROGRESS.
+  // One group coordinator per shard. It serves the groups of the __consumer_offsets
+  // partitions this broker leads; each is loaded when leadership arrives (until then its
+  // groups answer COORDINATOR_LOAD_IN_PROGRESS).
   coordinator::coordinator_options gopts;
   gopts.min_session_timeout_ms = config_.get_int("group.min.session.timeout.ms");
   gopts.max_session_timeout_ms = config_.get_int("group.max.session.timeout.ms");
@@ -160,7 +230,10 @@ bool broker::start(std::string* error) {
     const std::string offsets_topic(coordinator::kOffsetsTopic);
     group_coordinators_.push_back(std::make_unique<coordinator::group_coordinator>(
         gopts,
-        [this, s, offsets_topic](int32_t p) { return replica_managers_[s]->get({offsets_topic, p}); },
+        [this, s, offsets_topic](int32_t p) -> replication::partition* {
+          auto* part = replica_managers_[s]->get({offsets_topic, p});
+          return part && part->is_leader() ? part : nullptr;
+        },
         [] {
           return std::chrono::duration_cast<std::chrono::milliseconds>(
                      std::chrono::steady_clock::now().time_since_epoch())
@@ -171,19 +244,26 @@ bool broker::start(std::string* error) {
                      std::chrono::system_clock::now().time_since_epoch())
               .count();
         }));
-    std::vector<int32_t> owned;
-    for (const auto& [tp, part] : replica_managers_[s]->partitions()) {
-      if (tp.topic == offsets_topic) owned.push_back(tp.partition);
-    }
-    for (int32_t p : owned) group_coordinators_[s]->begin_loading(p);
     asio::post(shards_.loop(s), [this, s] { group_coordinators_[s]->start(shards_.loop(s)); });
-    for (int32_t p : owned) {
-      asio::post(shards_.loop(s), [this, s, p] {
-        std::string why;  // a failed load is logged and retried by the coordinator
-        group_coordinators_[s]->load_partition(p, &why);
-      });
-    }
   }
+
+  try {
+    controller_->start();
+  } catch (const std::exception& e) {
+    *error = std::string("cannot start the controller: ") + e.what();
+    return false;
+  }
+  // Recovery runs before the listener opens: in single-node mode every shard opens its
+  // partitions in parallel now (in a cluster they open as LeaderAndIsr arrives).
+  {
+    auto snapshot = cache_.get();
+    std::vector<std::thread> openers;
+    for (unsigned s = 0; s < shards_.count(); ++s) {
+      openers.emplace_back([this, s, snapshot] { replica_managers_[s]->apply(*snapshot); });
+    }
+    for (auto& t : openers) t.join();
+  }
+  for (auto& rm : replica_managers_) rm->start();
 
   net::server_options nopts;
   nopts.host = listener.host;
@@ -253,12 +333,141 @@ asio::awaitable<void> broker::propagate_metadata() {
   }
 }
 
+void broker::publish_and_propagate(std::shared_ptr<const cluster::metadata_snapshot> snap) {
+  cache_.publish(std::move(snap));
+  for (unsigned s = 0; s < shards_.count(); ++s) {
+    asio::post(shards_.loop(s), [this, s] {
+      auto current = cache_.get();  // the newest by the time this runs
+      replica_managers_[s]->apply(*current);
+    });
+  }
+}
+
+bool broker::check_controller_epoch(int32_t epoch) {
+  if (epoch < known_controller_epoch_) {
+    VLOG_WARN(kLog) << "ignoring a request from a stale controller (epoch " << epoch
+                    << " < " << known_controller_epoch_ << ")";
+    return false;
+  }
+  known_controller_epoch_ = epoch;
+  return true;
+}
+
+protocol::error_code broker::apply_leader_and_isr(int32_t controller_id, int32_t controller_epoch,
+                                                  std::vector<cluster::partition_update> parts) {
+  if (!check_controller_epoch(controller_epoch)) return protocol::error_code::stale_controller_epoch;
+  auto cur = cache_.get();
+  auto next = std::make_shared<cluster::metadata_snapshot>(*cur);
+  next->controller_id = controller_id;
+  for (auto& u : parts) {
+    auto& slot = next->topics[u.topic];
+    std::shared_ptr<cluster::topic_metadata> t;
+    if (slot) {
+      t = std::make_shared<cluster::topic_metadata>(*slot);
+    } else {
+      t = std::make_shared<cluster::topic_metadata>();
+      t->name = u.topic;
+      t->id = u.id;
+      t->internal = u.topic == coordinator::kOffsetsTopic || u.topic == "__transaction_state";
+      if (zk_ && !controller_->active()) t->configs = controller_->read_topic_configs(u.topic);
+    }
+    if (t->id == cluster::topic_id{} && u.id != cluster::topic_id{}) t->id = u.id;
+    const int32_t p = u.state.partition;
+    if (p < 0) continue;
+    if (static_cast<int32_t>(t->partitions.size()) <= p) {
+      const size_t old = t->partitions.size();
+      t->partitions.resize(p + 1);
+      for (size_t i = old; i < t->partitions.size(); ++i) {
+        t->partitions[i].partition = static_cast<int32_t>(i);
+      }
+    }
+    auto& ps = t->partitions[p];
+    // Never go back to an older leader epoch (requests may cross on the wire).
+    if (u.state.leader_epoch > ps.leader_epoch ||
+        (u.state.leader_epoch == ps.leader_epoch && u.state.partition_epoch >= ps.partition_epoch) ||
+        ps.replicas.empty()) {
+      ps = u.state;
+    }
+    slot = t;
+    next->names_by_id[t->id] = u.topic;
+  }
+  publish_and_propagate(next);
+  return protocol::error_code::none;
+}
+
+protocol::error_code broker::apply_update_metadata(int32_t controller_epoch,
+                                                   std::shared_ptr<cluster::metadata_snapshot> snap,
+                                                   bool has_configs) {
+  if (!check_controller_epoch(controller_epoch)) return protocol::error_code::stale_controller_epoch;
+  auto cur = cache_.get();
+  snap->cluster_id = controller_->cluster_id();
+  for (auto& [name, tconst] : snap->topics) {
+    auto t = std::const_pointer_cast<cluster::topic_metadata>(tconst);
+    auto old = cur->find(name);
+    if (!has_configs) {
+      // Overrides live in the store; keep the copy we have unless the controller may have
+      // changed them (it re-sends metadata after every change, so re-read).
+      t->configs = controller_->read_topic_configs(name);
+    }
+    // A LeaderAndIsr that raced ahead of this UpdateMetadata keeps its newer state.
+    if (old) {
+      for (auto& ps : t->partitions) {
+        if (ps.partition < static_cast<int32_t>(old->partitions.size())) {
+          const auto& o = old->partitions[ps.partition];
+          if (o.leader_epoch > ps.leader_epoch) ps = o;
+        }
+      }
+    }
+  }
+  publish_and_propagate(snap);
+  return protocol::error_code::none;
+}
+
+protocol::error_code broker::apply_stop_replica(
+    int32_t controller_epoch, const std::vector<std::pair<std::string, int32_t>>& parts,
+    bool delete_partitions) {
+  if (!check_controller_epoch(controller_epoch)) return protocol::error_code::stale_controller_epoch;
+  std::map<unsigned, std::vector<replication::topic_partition>> by_shard;
+  for (const auto& [topic, p] : parts) {
+    replication::topic_partition tp{topic, p};
+    fetchers_->remove(tp);
+    by_shard[shard_of(tp)].push_back(tp);
+  }
+  if (!delete_partitions) return protocol::error_code::none;
+  // Drop them from our view first, so a following apply does not reopen them.
+  auto cur = cache_.get();
+  auto next = std::make_shared<cluster::metadata_snapshot>(*cur);
+  for (const auto& [topic, p] : parts) {
+    auto it = next->topics.find(topic);
+    if (it == next->topics.end()) continue;
+    next->names_by_id.erase(it->second->id);
+    next->topics.erase(it);
+  }
+  cache_.publish(next);
+  for (auto& [s, tps] : by_shard) {
+    asio::post(shards_.loop(s), [this, s, tps] { replica_managers_[s]->remove(tps); });
+  }
+  return protocol::error_code::none;
+}
+
 void broker::shutdown() {
   if (stopping_) return;
   stopping_ = true;
   server_->stop();
   if (admin_) admin_->stop();
   // Close partitions on their owning loops, then stop every loop.
+  // Controlled shutdown (cluster): leadership moves to other replicas before we stop, so
+  // producers see a clean NOT_LEADER_OR_FOLLOWER and no acknowledged write waits on us.
+  if (zk_ && config_.get_bool("controlled.shutdown.enable")) {
+    if (controller_->active()) {
+      protocol::error_code ignored;
+      controller_->controlled_shutdown(node_id_, &ignored);
+    } else if (!link_->controlled_shutdown(config_.get_int("controlled.shutdown.max.retries"))) {
+      VLOG_WARN(kLog) << "controlled shutdown did not complete; stopping anyway";
+    }
+  }
+  stopping_flag_ = true;
+  controller_->stop();
   asio::co_spawn(
       shards_.loop(0),
       [this]() -> asio::awaitable<void> {

@@ -19,9 +19,16 @@
 #include "metrics/broker_metrics.h"
 #include "metrics/probe.h"
 #include "net/server.h"
+#include "replication/replica_fetcher.h"
 #include "replication/replica_manager.h"
 
+namespace varve::cluster {
+class zk_store;
+}
+
 namespace varve::server {
+
+class cluster_link;
 
 class broker {
  public:
@@ -62,6 +69,23 @@ class broker {
   asio::awaitable<void> propagate_metadata();
   // Must run on shard 0 (the controller loop).
   int64_t allocate_producer_id_on_controller_loop() { return controller_->allocate_producer_id(); }
+  cluster::controller& controller_on_loop() { return *controller_; }
+  cluster_link& link() { return *link_; }
+  bool cluster_mode() const { return zk_ != nullptr; }
+
+  // --- what the controller tells this broker (LeaderAndIsr / UpdateMetadata / StopReplica,
+  // from the wire or, for the active controller's own broker, directly). Shard 0 only. ---
+  // Requests from an older controller epoch are refused with STALE_CONTROLLER_EPOCH.
+  protocol::error_code apply_leader_and_isr(int32_t controller_id, int32_t controller_epoch,
+                                            std::vector<cluster::partition_update> parts);
+  // `has_configs`: the snapshot carries topic config overrides (from the local controller);
+  // otherwise they are read from the metadata store.
+  protocol::error_code apply_update_metadata(int32_t controller_epoch,
+                                             std::shared_ptr<cluster::metadata_snapshot> snap,
+                                             bool has_configs);
+  protocol::error_code apply_stop_replica(int32_t controller_epoch,
+                                          const std::vector<std::pair<std::string, int32_t>>& parts,
+                                          bool delete_partitions);
 
   // The request-metrics probe of the calling shard; null when not called on a shard's loop.
   metrics::shard_probe* probe() {
@@ -74,6 +98,9 @@ class broker {
 
  private:
   void shutdown();
+  // Publishes `snap` and makes every shard apply it (asynchronously).
+  void publish_and_propagate(std::shared_ptr<const cluster::metadata_snapshot> snap);
+  bool check_controller_epoch(int32_t epoch);
   // Starts the HTTP admin listener (admin.listeners; empty disables it).
   bool start_admin(std::string* error);
 
@@ -83,6 +110,10 @@ class broker {
   shard_set shards_;
   cluster::metadata_cache cache_;
   std::unique_ptr<cluster::controller> controller_;
+  cluster::zk_store* zk_ = nullptr;  // owned by controller_ (cluster mode only)
+  int32_t known_controller_epoch_ = 0;  // shard 0
+  std::unique_ptr<cluster_link> link_;
+  std::unique_ptr<replication::replica_fetcher_manager> fetchers_;
   std::vector<std::unique_ptr<replication::replica_manager>> replica_managers_;
   std::vector<std::unique_ptr<coordinator::group_coordinator>> group_coordinators_;
   std::unique_ptr<net::server> server_;
@@ -92,6 +123,7 @@ class broker {
   std::atomic<bool> started_{false};
   std::optional<asio::signal_set> signals_;
   bool stopping_ = false;
+  std::atomic<bool> stopping_flag_{false};  // read by fetcher threads
 };
 
 }  // namespace varve::server

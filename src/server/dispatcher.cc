@@ -86,6 +86,15 @@ constexpr api_entry kApis[] = {
         "DescribeCluster"),
     entry<find_coordinator_request, find_coordinator_response, h::find_coordinator>(
         "FindCoordinator"),
+    entry<leader_and_isr_request, leader_and_isr_response, h::leader_and_isr>("LeaderAndIsr"),
+    entry<update_metadata_request, update_metadata_response, h::update_metadata>(
+        "UpdateMetadata"),
+    entry<stop_replica_request, stop_replica_response, h::stop_replica>("StopReplica"),
+    entry<alter_partition_request, alter_partition_response, h::alter_partition>(
+        "AlterPartition"),
+    entry<controlled_shutdown_request, controlled_shutdown_response, h::controlled_shutdown>(
+        "ControlledShutdown"),
+    entry<elect_leaders_request, elect_leaders_response, h::elect_leaders>("ElectLeaders"),
     entry<join_group_request, join_group_response, h::join_group>("JoinGroup"),
     entry<sync_group_request, sync_group_response, h::sync_group>("SyncGroup"),
     entry<heartbeat_request, heartbeat_response, h::heartbeat>("Heartbeat"),

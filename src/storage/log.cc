@@ -688,6 +688,11 @@ void log::flush() {
   if (!impl_->closed_) impl_->flush();
 }
 
+void log::assign_leader_epoch(int32_t epoch) {
+  auto& m = *impl_;
+  if (!m.closed_ && epoch > m.epochs_.latest_epoch()) m.epochs_.assign(epoch, m.leo());
+}
+
 void log::truncate_to(int64_t offset) {
   auto& m = *impl_;
   if (m.closed_) return;

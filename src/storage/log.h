@@ -140,6 +140,10 @@ class log {
   // OffsetForLeaderEpoch: (largest epoch <= requested, end offset of that epoch), or
   // (-1, -1) when unknown.
   std::pair<int32_t, int64_t> end_offset_for_epoch(int32_t epoch) const;
+  // A replica becoming leader in `epoch` records that the epoch starts at the current log
+  // end offset (if `epoch` is newer than the latest), as Kafka does at LeaderAndIsr time, so
+  // followers can truncate against it even before the first append of the epoch.
+  void assign_leader_epoch(int32_t epoch);
 
   // DeleteRecords: moves log_start_offset to `offset` (<= high watermark, checked by the
   // caller) and deletes segments wholly below it. Returns the new log start offset.

@@ -26,7 +26,11 @@ cluster::topic_id from_uuid(const protocol::uuid& u) {
   return id;
 }
 
-void fill_topic(metadata_response::metadata_response_topic& out, const cluster::topic_metadata& t) {
+void fill_topic(metadata_response::metadata_response_topic& out, const cluster::topic_metadata& t,
+                const std::vector<cluster::broker_endpoint>& live) {
+  auto is_live = [&live](int32_t id) {
+    return std::any_of(live.begin(), live.end(), [id](const auto& b) { return b.id == id; });
+  };
   out.name = t.name;
   out.topic_id = to_uuid(t.id);
   out.is_internal = t.internal;
@@ -37,6 +41,9 @@ void fill_topic(metadata_response::metadata_response_topic& out, const cluster::
     pr.leader_epoch = p.leader_epoch;
     pr.replica_nodes = p.replicas;
     pr.isr_nodes = p.isr;
+    for (int32_t r : p.replicas) {
+      if (!is_live(r)) pr.offline_replicas.push_back(r);
+    }
     if (p.leader < 0) pr.error_code = to_wire(error_code::leader_not_available);
   }
 }
@@ -105,7 +112,7 @@ void fill_metadata(const request_context& ctx, const metadata_request& req,
   resp.controller_id = md.controller_id;
   const bool all_topics = !req.topics || (ctx.version == 0 && req.topics->empty());
   if (all_topics) {
-    for (const auto& [name, t] : md.topics) fill_topic(resp.topics.emplace_back(), *t);
+    for (const auto& [name, t] : md.topics) fill_topic(resp.topics.emplace_back(), *t, md.brokers);
     return;
   }
   for (const auto& t : *req.topics) {
@@ -120,7 +127,7 @@ void fill_metadata(const request_context& ctx, const metadata_request& req,
       tr.topic_id = t.topic_id;
     }
     if (found) {
-      fill_topic(tr, *found);
+      fill_topic(tr, *found, md.brokers);
       continue;
     }
     std::string why;

@@ -68,18 +68,21 @@ std::vector<wanted_partition> resolve(const request_context& ctx, fetch_request&
   return wanted;
 }
 
+// replica_id >= 0: a follower's fetch (reads to the LEO and updates its replica state).
 replication::fetch_outcome read_from(replication::partition* p, int64_t offset, uint32_t limit,
-                                     bool min_one, replication::isolation iso, int32_t epoch) {
+                                     bool min_one, replication::isolation iso, int32_t epoch,
+                                     int32_t replica_id) {
   if (!p) {
     replication::fetch_outcome o;
     o.error = error_code::not_leader_or_follower;
     return o;
   }
+  if (replica_id >= 0) return p->read_for_follower(replica_id, offset, limit, epoch, now_ms());
   return p->read(offset, limit, min_one, iso, epoch);
 }
 
 // Wakes a waiting fetch from a partition's loop: posts to the fetch's own loop.
-void register_waiter(replication::partition* p, int64_t seen_hw, std::weak_ptr<fetch_wait> weak,
+void register_waiter(replication::partition* p, uint64_t seen_seq, std::weak_ptr<fetch_wait> weak,
                      asio::any_io_executor executor) {
   if (!p) return;
   auto wake = [weak, executor] {
@@ -91,7 +94,7 @@ void register_waiter(replication::partition* p, int64_t seen_hw, std::weak_ptr<f
     });
   };
   // Data that arrived between our read and this registration must not be missed.
-  if (p->high_watermark() != seen_hw) {
+  if (p->change_seq() != seen_seq) {
     wake();
   } else {
     p->add_waiter(weak, wake);
@@ -127,6 +130,7 @@ asio::awaitable<void> fetch(request_context& ctx, fetch_request& req, fetch_resp
 
   std::vector<wanted_partition> wanted = resolve(ctx, req, *md, resp);
 
+  const int32_t replica_id = ctx.version <= 14 ? req.replica_id : req.replica_state.replica_id;
   const auto executor = co_await asio::this_coro::executor;
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(req.max_wait_ms, 0));
@@ -134,7 +138,7 @@ asio::awaitable<void> fetch(request_context& ctx, fetch_request& req, fetch_resp
     for (auto& tr : resp.responses) tr.partitions.clear();
     int64_t total = 0;
     bool any_error = false;
-    std::vector<int64_t> seen_hw(wanted.size(), -1);
+    std::vector<uint64_t> seen_seq(wanted.size(), 0);
     for (size_t i = 0; i < wanted.size(); ++i) {
       auto& w = wanted[i];
       auto& pr = resp.responses[w.topic_index].partitions.emplace_back();
@@ -156,13 +160,13 @@ asio::awaitable<void> fetch(request_context& ctx, fetch_request& req, fetch_resp
       const int64_t offset = w.request->fetch_offset;
       const int32_t epoch = w.request->current_leader_epoch;
       auto out = co_await on_partition(ctx.b, w.tp, [&](replication::partition* p) {
-        return read_from(p, offset, limit, min_one, iso, epoch);
+        return read_from(p, offset, limit, min_one, iso, epoch, replica_id);
       });
       pr.error_code = to_wire(out.error);
       pr.high_watermark = out.high_watermark;
       pr.last_stable_offset = out.last_stable_offset;
       pr.log_start_offset = out.log_start_offset;
-      seen_hw[i] = out.high_watermark;
+      seen_seq[i] = out.change_seq;
       if (out.error != error_code::none) {
         any_error = true;
         continue;
@@ -182,9 +186,9 @@ asio::awaitable<void> fetch(request_context& ctx, fetch_request& req, fetch_resp
     for (size_t i = 0; i < wanted.size(); ++i) {
       const auto& w = wanted[i];
       if (w.resolve_error != error_code::none) continue;
-      const int64_t hw = seen_hw[i];
+      const uint64_t seq = seen_seq[i];
       co_await on_partition(ctx.b, w.tp, [&](replication::partition* p) {
-        register_waiter(p, hw, weak, executor);
+        register_waiter(p, seq, weak, executor);
         return 0;
       });
     }

@@ -109,9 +109,11 @@ std::optional<offsets_topic_spec> offsets_topic_to_create(broker& b) {
   if (b.metadata()->find(s.name)) return std::nullopt;
   const auto& cfg = b.config();
   s.partitions = cfg.get_int("offsets.topic.num.partitions");
-  // A single broker can hold one replica, whatever offsets.topic.replication.factor says.
-  s.replication_factor =
-      static_cast<int16_t>(std::min<int32_t>(cfg.get_int("offsets.topic.replication.factor"), 1));
+  // A single broker can hold one replica, whatever offsets.topic.replication.factor says. A
+  // cluster uses it as is: creation fails (COORDINATOR_NOT_AVAILABLE, retried by clients)
+  // until that many brokers are up, as in Kafka.
+  const int32_t rf = cfg.get_int("offsets.topic.replication.factor");
+  s.replication_factor = static_cast<int16_t>(cfg.cluster_mode() ? rf : std::min<int32_t>(rf, 1));
   s.configs = {{"cleanup.policy", "compact"},
                {"segment.bytes", std::to_string(cfg.get_int("offsets.topic.segment.bytes"))}};
   return s;
@@ -163,13 +165,29 @@ bool start_coordinator_entry(const find_coordinator_request& req, const std::str
   return false;
 }
 
+// The coordinator of a group is the leader of its __consumer_offsets partition.
 void finish_coordinator_entry(const request_context& ctx, error_code e,
                               find_coordinator_response::coordinator& c) {
   c.error_code = to_wire(e);
   if (e != error_code::none) return;
-  c.node_id = ctx.b.node_id();
-  c.host = ctx.b.advertised().host;
-  c.port = ctx.b.advertised().port;
+  auto md = ctx.b.metadata();
+  auto t = md->find(std::string(coordinator::kOffsetsTopic));
+  if (!t || t->partitions.empty()) {
+    c.error_code = to_wire(error_code::coordinator_not_available);
+    return;
+  }
+  const int32_t p =
+      coordinator::offsets_partition_for(c.key, static_cast<int32_t>(t->partitions.size()));
+  const int32_t leader = t->partitions[p].leader;
+  for (const auto& b : md->brokers) {
+    if (b.id == leader) {
+      c.node_id = b.id;
+      c.host = b.host;
+      c.port = b.port;
+      return;
+    }
+  }
+  c.error_code = to_wire(error_code::coordinator_not_available);
 }
 
 // Before v4 the single answer lives in the top-level fields.

@@ -38,6 +38,17 @@ asio::awaitable<void> offset_for_leader_epoch(request_context&, offset_for_leade
                                               offset_for_leader_epoch_response&);
 
 // Consumer groups (group.cc).
+asio::awaitable<void> leader_and_isr(request_context&, leader_and_isr_request&,
+                                     leader_and_isr_response&);
+asio::awaitable<void> update_metadata(request_context&, update_metadata_request&,
+                                      update_metadata_response&);
+asio::awaitable<void> stop_replica(request_context&, stop_replica_request&, stop_replica_response&);
+asio::awaitable<void> alter_partition(request_context&, alter_partition_request&,
+                                      alter_partition_response&);
+asio::awaitable<void> controlled_shutdown(request_context&, controlled_shutdown_request&,
+                                          controlled_shutdown_response&);
+asio::awaitable<void> elect_leaders(request_context&, elect_leaders_request&,
+                                    elect_leaders_response&);
 asio::awaitable<void> find_coordinator(request_context&, find_coordinator_request&,
                                        find_coordinator_response&);
 asio::awaitable<void> join_group(request_context&, join_group_request&, join_group_response&);

@@ -1,8 +1,14 @@
 // Produce: append each partition's record batch on its owning shard (one hop per shard,
 // all shards concurrently).
-// acks=0 sends no response; acks=1 answers after the leader's append; acks=-1 also waits
-// for the high watermark (immediate while the ISR is this broker alone) and fails with
-// NOT_ENOUGH_REPLICAS when the ISR is below min.insync.replicas.
+// acks=0 sends no response; acks=1 answers after the leader's append; acks=-1 (all) fails
+// with NOT_ENOUGH_REPLICAS before the append when the ISR is below min.insync.replicas, and
+// otherwise waits (the "produce purgatory") until the high watermark passes the batch —
+// every ISR member has it — or timeout_ms passes (REQUEST_TIMED_OUT: the write may or may
+// not become committed, the idempotent producer's retry settles it). If the ISR shrank below
+// min.insync.replicas meanwhile: NOT_ENOUGH_REPLICAS_AFTER_APPEND; if leadership moved:
+// NOT_LEADER_OR_FOLLOWER.
+#include <asio/this_coro.hpp>
+
 #include "server/handlers/handlers.h"
 #include "server/handlers/util.h"
 
@@ -128,6 +134,48 @@ std::vector<std::function<void()>> append_tasks(broker& b, std::vector<pending_a
   return work;
 }
 
+// Shared between a waiting acks=all request and the partitions it waits on; touched only
+// on the request's own loop (wake-ups are posted there).
+struct acks_wait {
+  explicit acks_wait(asio::any_io_executor ex) : timer(ex) {}
+  bool notified = false;
+  asio::steady_timer timer;
+};
+
+// On the partition's loop: is the append committed? If not, registers a wake-up.
+bool committed_or_wait(replication::partition* p, pending_append& it,
+                       std::weak_ptr<acks_wait> weak, asio::any_io_executor home) {
+  if (!p) {
+    it.outcome.error = error_code::not_leader_or_follower;
+    return true;
+  }
+  bool done = false;
+  const error_code e = p->acks_all_status(it.outcome.last_offset + 1, it.outcome.leader_epoch, &done);
+  if (done) {
+    it.outcome.error = e;
+    return true;
+  }
+  p->add_waiter(weak, [weak, home] {
+    asio::post(home, [weak] {
+      if (auto w = weak.lock()) {
+        w->notified = true;
+        w->timer.cancel();
+      }
+    });
+  });
+  return false;
+}
+
+bool awaiting_commit(const pending_append& it) {
+  return it.outcome.error == error_code::none && it.outcome.last_offset >= 0;
+}
+
+void note_produce_waiting(request_context& ctx, bool waiting) {
+  if (metrics::shard_probe* probe = ctx.b.probe()) {
+    waiting ? probe->produce_wait_started() : probe->produce_wait_ended();
+  }
+}
+
 void finish(request_context& ctx, int16_t acks, std::vector<pending_append>& items) {
   for (auto& it : items) {
     fill_outcome(it.outcome, *it.response);
@@ -137,12 +185,52 @@ void finish(request_context& ctx, int16_t acks, std::vector<pending_append>& ite
 }
 }  // namespace
 
+asio::awaitable<void> wait_for_commit(request_context& ctx, std::vector<pending_append>& items,
+                                      int32_t timeout_ms) {
+  const auto home = co_await asio::this_coro::executor;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
+  std::vector<pending_append*> pending;
+  for (auto& it : items) {
+    if (awaiting_commit(it)) pending.push_back(&it);
+  }
+  bool counted = false;
+  while (!pending.empty()) {
+    auto wait = std::make_shared<acks_wait>(home);
+    wait->timer.expires_at(deadline);
+    std::weak_ptr<acks_wait> weak = wait;
+    std::vector<pending_append*> still;
+    for (pending_append* it : pending) {
+      auto op = on_partition(ctx.b, it->tp, [it, weak, home](replication::partition* p) {
+        return committed_or_wait(p, *it, weak, home);
+      });
+      const bool done = co_await std::move(op);
+      if (!done) still.push_back(it);
+    }
+    pending = std::move(still);
+    if (pending.empty()) break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      for (pending_append* it : pending) it->outcome.error = error_code::request_timed_out;
+      break;
+    }
+    if (wait->notified) continue;
+    if (!counted) {
+      note_produce_waiting(ctx, true);
+      counted = true;
+    }
+    asio::error_code ec;
+    co_await wait->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  if (counted) note_produce_waiting(ctx, false);
+}
+
 asio::awaitable<void> produce(request_context& ctx, produce_request& req, produce_response& resp) {
   if (req.acks == 0) ctx.send_response = false;
   std::vector<pending_append> items = prepare(ctx, req, resp);
   std::vector<std::vector<pending_append*>> by_shard;
   auto work = append_tasks(ctx.b, items, by_shard, req.acks, now_ms());
   co_await run_on_shards(ctx.b, work);
+  if (req.acks == -1) co_await wait_for_commit(ctx, items, req.timeout_ms);
   finish(ctx, req.acks, items);
 }
 
