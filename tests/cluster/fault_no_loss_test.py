@@ -12,6 +12,12 @@ the current leader of one partition gets a fault, rotating through:
   isolate  cut off from clients, brokers and ZooKeeper (proxies) past the session timeout,
            wait for a new leader, heal
 
+(--kinds picks others too:
+  expire      only the leader's ZooKeeper connection is cut, past the session timeout: its
+              session expires while clients and brokers still reach it; wait for a new
+              leader, reconnect
+  zk-restart  ZooKeeper is stopped and started again (sessions outlive the short outage))
+
 and after each fault the test waits (bounded) until every partition has its full ISR again.
 Then the verifier reads every partition back from the beginning and reports
 `acknowledged=N lost=L duplicated=D ...`; the test fails on any loss, duplicate, misplaced or
@@ -19,6 +25,7 @@ reordered record, on any record that was never acknowledged, or when fewer fault
 --faults were injected.
 
 Usage: fault_no_loss_test.py --client java|librdkafka [--records N] [--faults F] [--rate R]
+                             [--kinds kill,pause,isolate]
 Needs tests/cluster/install.sh to have run. Broker binary: $VARVE_BIN or build/varve.
 VARVE_KEEP=1 keeps the cluster dir (always kept when the test fails).
 """
@@ -148,11 +155,27 @@ def inject(c, kind, partition):
         while time.monotonic() - t0 < SESSION_TIMEOUT_S + 3:
             time.sleep(0.2)
         c.heal(victim)
+    elif kind == "expire":
+        zk = c.brokers[victim].zk_proxy
+        zk.block()
+        cl.log(f"broker {victim}: ZooKeeper connection cut")
+        new = c.wait_for_leader(TOPIC, partition, 60, exclude=(victim,))
+        while time.monotonic() - t0 < SESSION_TIMEOUT_S + 3:
+            time.sleep(0.2)
+        zk.unblock()
+        cl.log(f"broker {victim}: ZooKeeper connection restored")
+    elif kind == "zk-restart":
+        c.zk_stop()
+        cl.log("ZooKeeper stopped")
+        time.sleep(2)
+        c.zk_start()
+        new = c.wait_for_leader(TOPIC, partition, 60)
     else:
         raise ValueError(kind)
     moved = time.monotonic() - t0
     c.wait_for_isr(TOPIC, 3, 120, partitions=6)
-    return (f"{kind} broker {victim} (leader of {TOPIC}-{partition}): new leader {new}, "
+    target = "ZooKeeper" if kind == "zk-restart" else f"broker {victim}"
+    return (f"{kind} {target} (leader of {TOPIC}-{partition} was {victim}): new leader {new}, "
             f"ISR full again after {time.monotonic() - t0:.1f}s (fault held {moved:.1f}s)")
 
 
@@ -167,7 +190,7 @@ def run(args):
         cl.log(f"topic {TOPIC}: {c.partitions(TOPIC)}")
         verifier = Verifier(verifier_cmd(args.client, c.bootstrap(), args.records, args.rate),
                             os.path.join(c.dir, f"verifier-{args.client}.log"))
-        kinds = ["kill", "pause", "isolate"]
+        kinds = args.kinds.split(",")
         chunk = args.records // (args.faults + 1)
         faults = []
         started = time.monotonic()
@@ -239,7 +262,13 @@ def main():
                          "over the faults)")
     ap.add_argument("--time-limit", type=float, default=480,
                     help="seconds the faults may take in all before the test gives up")
+    ap.add_argument("--kinds", default="kill,pause,isolate",
+                    help="comma-separated fault kinds, used in turn: "
+                         "kill, pause, isolate, expire, zk-restart")
     args = ap.parse_args()
+    bad = set(args.kinds.split(",")) - {"kill", "pause", "isolate", "expire", "zk-restart"}
+    if bad:
+        ap.error(f"unknown fault kinds {sorted(bad)}")
     return run(args)
 
 
