@@ -1,0 +1,16 @@
+# The seed's broker-side loss scenarios (issue #4), one ctest test each:
+# tests/cluster/scenario_<name>_test.py, run through run.sh with the interop venv
+# (tests/cluster/install.sh), each printing its acknowledged / lost / duplicated counts.
+# Included from tests/cluster/CMakeLists.txt.
+function(varve_cluster_scenario name)
+  add_test(NAME cluster_scenario_${name}
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/run.sh scenario_${name}_test.py)
+  set_tests_properties(cluster_scenario_${name} PROPERTIES LABELS fault TIMEOUT 600)
+  if(TARGET varve)
+    set_tests_properties(cluster_scenario_${name} PROPERTIES
+                         ENVIRONMENT "VARVE_BIN=$<TARGET_FILE:varve>")
+  endif()
+endfunction()
+
+# acks=0 / acks=1 lose what the leader acknowledged alone when it dies; acks=all does not.
+varve_cluster_scenario(acks_loss)
