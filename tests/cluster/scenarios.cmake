@@ -14,3 +14,5 @@ endfunction()
 
 # acks=0 / acks=1 lose what the leader acknowledged alone when it dies; acks=all does not.
 varve_cluster_scenario(acks_loss)
+# RF=1: the partition is offline while its broker is down; its disk lost = every record lost.
+varve_cluster_scenario(rf1)
