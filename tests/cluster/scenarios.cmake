@@ -16,3 +16,6 @@ endfunction()
 varve_cluster_scenario(acks_loss)
 # RF=1: the partition is offline while its broker is down; its disk lost = every record lost.
 varve_cluster_scenario(rf1)
+# Whole ISR down: unclean election (topic-level true) loses the records the lagging replica
+# never had and is counted; false keeps the partition offline and loses nothing.
+varve_cluster_scenario(unclean)
