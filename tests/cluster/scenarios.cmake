@@ -19,3 +19,6 @@ varve_cluster_scenario(rf1)
 # Whole ISR down: unclean election (topic-level true) loses the records the lagging replica
 # never had and is counted; false keeps the partition offline and loses nothing.
 varve_cluster_scenario(unclean)
+# KIP-101: a restarted follower becomes leader without losing committed records; the divergent
+# old leader truncates by leader epoch and both replicas serve identical logs.
+varve_cluster_scenario(kip101)

@@ -154,6 +154,21 @@ def wait_cluster(c, timeout=60):
         raise ScenarioFailure(f"{e}; last (brokers, controller) {last}")
 
 
+def wait_broker_gone(c, i, timeout=30):
+    """Waits until Metadata no longer lists broker i (its ZooKeeper session has expired; only
+    then may a broker with its node.id register again)."""
+    def ok():
+        try:
+            md = c.admin().list_topics(timeout=5)
+        except Exception:
+            return False
+        return i not in md.brokers
+    try:
+        cl.wait_until(ok, timeout, f"broker {i} to leave the cluster metadata", interval=0.25)
+    except cl.ClusterError as e:
+        raise ScenarioFailure(str(e))
+
+
 def controller_id(c, timeout=30):
     """The active controller's id (waits until Metadata names one)."""
     def ok():
