@@ -58,7 +58,8 @@ class Verifier:
         self.produced_line = None
         self.result_line = None
         self.lines = []
-        self.log = open(log_path, "w")
+        # O_APPEND and line buffering: the verifier's stderr shares this file.
+        self.log = open(log_path, "a", buffering=1)
         cl.log("verifier: " + " ".join(cmd))
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.log, text=True, bufsize=1)

@@ -45,6 +45,24 @@ def log(msg):
     cl.log(msg)
 
 
+def wait_for(fn, timeout, what, interval=0.25):
+    """Polls fn() until it returns something other than None (returned, 0 included) or
+    `timeout` s pass (ScenarioFailure naming `what`)."""
+    box = []
+
+    def ok():
+        v = fn()
+        if v is not None:
+            box.append(v)
+            return True
+        return False
+    try:
+        cl.wait_until(ok, timeout, what, interval=interval)
+    except cl.ClusterError as e:
+        raise ScenarioFailure(str(e))
+    return box[0]
+
+
 # ---- topics and metadata -------------------------------------------------------------------
 
 def create_topic(c, topic, partitions, rf, config=None, timeout=60):
