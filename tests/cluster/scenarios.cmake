@@ -22,3 +22,6 @@ varve_cluster_scenario(unclean)
 # KIP-101: a restarted follower becomes leader without losing committed records; the divergent
 # old leader truncates by leader epoch and both replicas serve identical logs.
 varve_cluster_scenario(kip101)
+# ZooKeeper restarted and the controller's session expired under an idempotent acks=all
+# producer: the cluster recovers (controller, leaders, full ISR) and nothing is lost.
+varve_cluster_scenario(zk_session)
