@@ -111,7 +111,7 @@ def produce(args, control, acked_offset):
         if err.fatal():
             stats["fatal"] = str(err)
 
-    producer = Producer({
+    conf = {
         "bootstrap.servers": args.bootstrap,
         "client.id": "varve-fault-rdkafka-producer",
         "enable.idempotence": True,
@@ -124,7 +124,10 @@ def produce(args, control, acked_offset):
         "topic.metadata.refresh.interval.ms": 5000,
         "error_cb": on_error,
         "log_level": 3,
-    })
+    }
+    if os.environ.get("VARVE_RDKAFKA_DEBUG"):  # e.g. "eos,msg": librdkafka's debug contexts
+        conf.update({"debug": os.environ["VARVE_RDKAFKA_DEBUG"], "log_level": 7})
+    producer = Producer(conf)
     interval = 1.0 / args.rate if args.rate > 0 else 0.0
     nxt = time.monotonic()
     last_progress = time.monotonic()
