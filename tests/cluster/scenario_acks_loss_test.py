@@ -136,7 +136,8 @@ def body(c):
         if acks == "all" and lost_win:
             failures.append(f"{t}: acks=all acknowledged records lost: {lost_win[:10]} "
                             f"(of {len(lost_win)})")
-    su.report("elections", unclean=len(unclean))
+    su.report("elections", unclean="not checked (reference mode)" if unclean is None
+              else len(unclean))
     if unclean:
         failures.append(f"unclean leader election logged ({unclean[:2]}); the followers were "
                         f"in the ISR, the election must be clean")

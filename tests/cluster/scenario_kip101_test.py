@@ -42,7 +42,7 @@ LAG_MAX_S = 5.0
 
 def body(c):
     ctl = su.controller_id(c)
-    pair = {b.id for b in c.brokers if b.id != ctl}
+    pair = set(su.pick_non_controller(c, 2)[1])
     parts = su.create_topic(c, TOPIC, 3, 2, {"min.insync.replicas": "1"})
     p = su.pick_partition(c, TOPIC, parts, lambda l, r: set(r) == pair, f"replicas {sorted(pair)}")
     leader, follower = parts[p][0], [r for r in parts[p][1] if r != parts[p][0]][0]
