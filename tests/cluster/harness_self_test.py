@@ -4,6 +4,7 @@ report lost and duplicated records. They need ZooKeeper and the broker binary bu
 replication, so they hold on a single-node build too."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -227,3 +228,34 @@ def test_verifier_passes_when_nothing_happened(client):
     rc, result = run_verifier_then(client, lambda c: None)
     assert rc == 0, result
     assert "acknowledged=3000 lost=0 duplicated=0" in result
+
+
+def test_watchdog_kills_the_cluster_when_the_harness_is_killed():
+    child = subprocess.Popen([sys.executable, "-c", f"""
+import sys, time
+sys.path.insert(0, {os.path.join(HERE, "lib")!r})
+import cluster as cl
+c = cl.Cluster(1)
+c.start()
+print("PIDS", c.zk_pid, c.brokers[0].pid, c.dir, flush=True)
+time.sleep(600)
+"""], stdout=subprocess.PIPE, text=True)
+    cluster_dir = None
+    try:
+        for line in child.stdout:
+            if line.startswith("PIDS "):
+                _, zk_pid, broker_pid, cluster_dir = line.split()
+                zk_pid, broker_pid = int(zk_pid), int(broker_pid)
+                break
+        else:
+            pytest.fail("the child harness did not start its cluster")
+        assert cl._proc_state(zk_pid) is not None and cl._proc_state(broker_pid) is not None
+    finally:
+        child.kill()  # SIGKILL: no atexit, no cleanup in the harness itself
+        child.wait()
+    try:
+        cl.wait_until(lambda: cl._proc_state(zk_pid) is None and cl._proc_state(broker_pid) is None,
+                      30, "the watchdog to kill ZooKeeper and the broker")
+    finally:
+        if cluster_dir:
+            shutil.rmtree(cluster_dir, ignore_errors=True)

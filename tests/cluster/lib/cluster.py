@@ -52,7 +52,9 @@ class ClusterError(Exception):
 
 
 def log(msg):
-    print(f"[cluster {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    now = time.time()
+    print(f"[cluster {time.strftime('%H:%M:%S', time.gmtime(now))}.{int(now * 1000) % 1000:03d}] {msg}",
+          flush=True)
 
 
 def free_port():
@@ -322,6 +324,7 @@ class Cluster:
         self.overrides = dict(overrides or {})
         self.zk_port = free_port()
         self.zk_started = False
+        self.zk_pid = None
         self.brokers = []
         self.closed = False
         self.watchdog = None
@@ -364,6 +367,12 @@ class Cluster:
         if r.returncode != 0:
             raise ClusterError(f"zk-start failed: {r.stdout}{r.stderr}")
         self.zk_started = True
+        try:
+            with open(os.path.join(self.dir, "zookeeper", "zookeeper.pid")) as f:
+                self.zk_pid = int(f.read().strip())
+            self._watch(self.zk_pid, "QuorumPeerMain")
+        except (OSError, ValueError):
+            self.zk_pid = None
         log(r.stdout.strip())
 
     def zk_stop(self, timeout=60):
@@ -372,6 +381,17 @@ class Cluster:
         r = subprocess.run(["bash", CLUSTER_SH, "zk-stop", "--dir", self.dir],
                            capture_output=True, text=True, timeout=timeout)
         self.zk_started = False
+        # cluster.sh finds ZooKeeper through its pid file; if that is gone (someone removed
+        # the cluster dir), stop the pid remembered at start.
+        if self.zk_pid is not None and _proc_state(self.zk_pid) is not None:
+            try:
+                with open(f"/proc/{self.zk_pid}/cmdline", "rb") as f:
+                    ours = b"QuorumPeerMain" in f.read()
+                if ours:
+                    os.kill(self.zk_pid, signal.SIGKILL)
+                    log(f"zookeeper (pid {self.zk_pid}) stopped by pid")
+            except OSError:
+                pass
         if r.returncode != 0:
             raise ClusterError(f"zk-stop failed: {r.stdout}{r.stderr}")
 
@@ -481,6 +501,7 @@ class Cluster:
                 stdin=subprocess.DEVNULL)
         with open(os.path.join(d, "controller.pid"), "w") as f:
             f.write(f"{self.kafka_controller.pid}\n")
+        self._watch(self.kafka_controller.pid, "kafka.Kafka")
         self.zk_started = True
         wait_until(lambda: port_open(self.zk_port), timeout, "the Kafka controller to listen")
         log(f"kafka controller: pid {self.kafka_controller.pid}, 127.0.0.1:{self.zk_port}")
@@ -506,6 +527,7 @@ class Cluster:
                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         with open(os.path.join(b.dir, "broker.pid"), "w") as f:
             f.write(f"{b.proc.pid}\n")
+        self._watch(b.proc.pid, "kafka.Kafka" if self.kafka_home else self.varve_bin)
         b.stopped = False
 
     def _wait_listening(self, b, timeout):
@@ -561,13 +583,43 @@ class Cluster:
         log(f"broker {i}: stopped (SIGTERM)")
 
     def restart(self, i, timeout=60):
-        """Starts broker i again with the same config and data (kills it first if it runs)."""
+        """Starts broker i again with the same config and data (kills it first if it runs).
+
+        A broker restarted right after SIGKILL finds its registration from the previous
+        ZooKeeper session still there until that session expires, and refuses to start
+        ("already registered"; Kafka's ZooKeeper-mode brokers do the same). Like a service
+        manager, restart() then starts it again, once a second, within `timeout`."""
         b = self.brokers[i]
         if b.pid is not None:
             self.kill(i)
-        self._spawn(b)
-        self._wait_listening(b, timeout)
-        log(f"broker {i}: restarted (pid {b.proc.pid})")
+        deadline = time.monotonic() + timeout
+        attempts = 0
+        while True:
+            attempts += 1
+            self._spawn(b)
+            try:
+                self._wait_listening(b, max(1, deadline - time.monotonic()))
+                break
+            except ClusterError:
+                refused = b.proc.poll() is not None and any(
+                    "already registered" in l for l in self._log_since_last_start(b))
+                if not refused or time.monotonic() >= deadline:
+                    raise
+                time.sleep(1)
+        again = f" after {attempts} attempts" if attempts > 1 else ""
+        log(f"broker {i}: restarted (pid {b.proc.pid}){again}")
+
+    @staticmethod
+    def _log_since_last_start(b):
+        try:
+            with open(b.log_path, "rb") as f:
+                lines = f.read().decode(errors="replace").splitlines()
+        except OSError:
+            return []
+        for k in range(len(lines) - 1, -1, -1):
+            if lines[k].startswith("==== harness: starting"):
+                return lines[k:]
+        return lines
 
     def stop(self, i):
         """SIGSTOP broker i."""
@@ -728,36 +780,33 @@ class Cluster:
     # -- teardown --
 
     def _start_watchdog(self):
-        """A separate process that, when this process dies, stops ZooKeeper and the brokers
-        recorded in the cluster dir's pid files (checking each pid still runs what we started)."""
+        """A separate process that, when this process dies however it dies, kills every
+        process the harness registered with _watch (after checking that the pid still runs
+        what was started). It keeps the pids in memory: the cluster dir may be gone by then."""
         code = r"""
-import os, sys, signal, time
-d, varve = sys.argv[1], sys.argv[2]
-sys.stdin.read()   # EOF when the harness process exits, however it exits
-def runs(pidfile, pattern):
+import os, signal, sys
+targets = {}
+for line in sys.stdin:  # "PID PATTERN" per started process; EOF when the harness exits
+    pid, pattern = line.rstrip("\n").split(" ", 1)
+    targets[int(pid)] = pattern
+for pid, pattern in targets.items():
     try:
-        pid = int(open(pidfile).read().strip())
         cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
-        return pid if pattern in cmd else None
-    except Exception:
-        return None
-targets = []
-for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
-    if name.startswith("broker-"):
-        targets.append((os.path.join(d, name, "broker.pid"), varve))
-targets.append((os.path.join(d, "zookeeper", "zookeeper.pid"), "QuorumPeerMain"))
-targets.append((os.path.join(d, "controller", "controller.pid"), "kafka.Kafka"))
-for pidfile, pattern in targets:
-    pid = runs(pidfile, pattern)
-    if pid:
-        try:
-            os.kill(pid, signal.SIGCONT); os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+        if pattern in cmd:
+            os.kill(pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
 """
-        self.watchdog = subprocess.Popen([sys.executable, "-c", code, self.dir, self.varve_bin],
-                                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        self.watchdog = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                         stdout=subprocess.DEVNULL, text=True,
                                          start_new_session=True)
+
+    def _watch(self, pid, pattern):
+        """Registers a started process with the watchdog."""
+        if self.watchdog is not None and self.watchdog.poll() is None:
+            self.watchdog.stdin.write(f"{pid} {pattern}\n")
+            self.watchdog.stdin.flush()
 
     def close(self):
         if self.closed:
