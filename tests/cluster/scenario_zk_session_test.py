@@ -188,7 +188,9 @@ def body(c):
         reordered += reo
         if lost or dup or bad or reo:
             failures.append(f"{TOPIC}-{q}: lost {lost[:5]} ({len(lost)}), duplicated {dup}, "
-                            f"acknowledged out of send order {reo}, mismatches {bad[:3]}")
+                            f"acknowledged out of send order {reo}, mismatches {bad[:3]}; read "
+                            f"offsets {r.low}..{r.high}, {len(r.records)} records, first "
+                            f"{r.records[:1]}")
     acked = prod.acked_count()
     su.report("zk", acknowledged=acked, lost=total_lost, duplicated=total_dup,
               reordered=reordered, failed=len(prod.failed), sent=prod.sent,

@@ -2,7 +2,8 @@
 of the harness in cluster.py (which this module only uses, never changes).
 
 Records: record `v` of a run tagged `tag` has key b"k<v>", value b"<tag>:<v>", one header
-("seq", b"<v>") and CreateTime BASE_TS_MS + v, set explicitly by the producer. A record read
+("seq", b"<v>") and CreateTime BASE_TS_MS + v (BASE_TS_MS: when the test started), set
+explicitly by the producer. A record read
 back is checked against that scheme (`mismatches`), so a corrupted or mixed-up record is
 noticed, not only a missing one.
 
@@ -15,7 +16,6 @@ Every wait is bounded; failures raise ScenarioFailure with a message naming what
 expected and what happened.
 """
 
-import json
 import logging
 import time
 import traceback
@@ -26,7 +26,9 @@ from confluent_kafka import (Consumer, KafkaError, KafkaException, OFFSET_BEGINN
                              TopicPartition)
 from confluent_kafka.admin import NewTopic
 
-BASE_TS_MS = 1_700_000_000_000
+# Recent on purpose: a broker applies retention.ms (7 days) and segment.ms to record
+# timestamps, so records stamped in the past get rolled and deleted under the test.
+BASE_TS_MS = int(time.time()) * 1000
 
 
 class ScenarioFailure(Exception):
