@@ -15,12 +15,15 @@ admin listener) and checks, in order:
     == C[p] and varve_consumer_group_lag == P[p] - C[p] for every partition, exactly; no other
     broker exports series for the group.
  3. kill: SIGKILL of a broker that is not the controller and leads at least one partition
-    (the survivors lead the others). Within a bound, on the surviving brokers:
-    sum(varve_under_replicated_partitions) >= 6 (every partition of the topic has the dead
-    broker as a replica), sum(varve_isr_shrinks_total) increased, and the controller's
+    (the survivors lead the others). Within a bound: the metadata shows every partition led by
+    a survivor and the dead broker in no ISR, and on the surviving brokers
+    sum(varve_under_replicated_partitions) equals the number of partitions (of every topic,
+    __consumer_offsets included) that have the dead broker as a replica,
+    sum(varve_isr_shrinks_total) increased, and the controller's
     varve_leader_elections_total increased (the dead broker led something).
- 4. restart: within a bound, varve_under_replicated_partitions is 0 on every broker and
-    sum(varve_isr_expands_total) over the brokers that stayed up increased.
+ 4. restart: within a bound, the metadata shows a full ISR everywhere,
+    varve_under_replicated_partitions is 0 on every broker and sum(varve_isr_expands_total)
+    over the brokers that stayed up increased.
  5. lag again after the fault: the same exact equalities on the (possibly new) coordinator.
 
 Prints one `phase ...` line per phase and finally `PASS metrics_cluster_scrape` or
@@ -44,7 +47,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "cluster", "lib"))
 import cluster as cl  # noqa: E402
-from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition  # noqa: E402
 
 TOPIC = "metrics-cluster"
 GROUP = "metrics-cluster-group"
@@ -219,14 +222,34 @@ def consume_and_commit(c):
                     continue
                 seen[m.partition()] = max(seen[m.partition()], m.offset() + 1)
         offsets = [TopicPartition(TOPIC, p, COMMITTED[p]) for p in range(PARTITIONS)]
-        result = con.commit(offsets=offsets, asynchronous=False)
+        try:
+            result = con.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as e:
+            raise TestFailure(f"commit of {COMMITTED} failed: {e}")
         bad = [(tp.partition, tp.error) for tp in result if tp.error is not None]
         if bad:
             raise TestFailure(f"commit failed: {bad}")
-        back = con.committed([TopicPartition(TOPIC, p) for p in range(PARTITIONS)], timeout=30)
+        try:
+            back = con.committed([TopicPartition(TOPIC, p) for p in range(PARTITIONS)], timeout=30)
+        except KafkaException as e:
+            raise TestFailure(f"OffsetFetch after the commit failed: {e}")
         got = {tp.partition: tp.offset for tp in back}
         if got != COMMITTED:
             raise TestFailure(f"OffsetFetch after commit returned {got}, committed {COMMITTED}")
+    finally:
+        con.close()
+
+
+def fetch_committed(c):
+    """{partition: offset} the group's coordinator answers to OffsetFetch (a diagnostic), or
+    the error as a string."""
+    con = Consumer({"bootstrap.servers": c.healthy_bootstrap(), "group.id": GROUP,
+                    "enable.auto.commit": False, "logger": quiet_logger()})
+    try:
+        back = con.committed([TopicPartition(TOPIC, p) for p in range(PARTITIONS)], timeout=20)
+        return {tp.partition: tp.offset for tp in back}
+    except KafkaException as e:
+        return f"error {e}"
     finally:
         con.close()
 
@@ -263,7 +286,10 @@ def check_lag(c, label):
                   f"lag {lag} (want {want_lag})")
         return committed == COMMITTED and lag == want_lag, detail
 
-    took, detail = poll(f"{label}: lag gauges equal produced - committed", LAG_BOUND_S, ok)
+    try:
+        took, detail = poll(f"{label}: lag gauges equal produced - committed", LAG_BOUND_S, ok)
+    except TestFailure as e:
+        raise TestFailure(f"{e}; OffsetFetch for the group answers {fetch_committed(c)}")
     others = {}
     for i, s in scrape_all(c, [i for i in range(c.n) if i != coord[0]]).items():
         if s is None:
@@ -282,6 +308,21 @@ def check_lag(c, label):
 
 def sums(scrapes, name):
     return sum(s.value(name) for s in scrapes.values() if s is not None)
+
+
+def all_partitions(c):
+    """{(topic, partition): (leader, replicas, isr)} of every topic (internal ones included)
+    from a metadata request to the healthy brokers, or {} when none answered."""
+    try:
+        md = c.admin().list_topics(timeout=10)
+    except Exception:
+        return {}
+    return {(t.topic, p.id): (p.leader, list(p.replicas), list(p.isrs))
+            for t in md.topics.values() for p in t.partitions.values()}
+
+
+def describe(md):
+    return {p: v for (t, p), v in sorted(md.items()) if t == TOPIC}
 
 
 def run(victim_kind):
@@ -342,43 +383,46 @@ def run(victim_kind):
             f"controller's leader_elections {elections0:.0f}; killing broker {victim}")
 
         c.kill(victim)
-        seen = {}
 
         def degraded():
+            md = all_partitions(c)
             s = scrape_all(c, survivors)
             if any(v is None for v in s.values()):
                 return False, f"no /metrics from {[i for i, v in s.items() if v is None]}"
             urp = {i: v.value("varve_under_replicated_partitions") for i, v in s.items()}
             shrinks = sums(s, "varve_isr_shrinks_total")
             elections = s[controller].value("varve_leader_elections_total")
-            seen.update(urp=urp, shrinks=shrinks, elections=elections,
-                        offline={i: v.value("varve_offline_partitions") for i, v in s.items()})
-            good = (sum(urp.values()) >= PARTITIONS and shrinks > shrinks0
-                    and elections > elections0)
-            return good, (f"under_replicated {urp} (want sum >= {PARTITIONS}), isr_shrinks "
-                          f"{shrinks:.0f} (was {shrinks0:.0f}), controller {controller} "
-                          f"leader_elections {elections:.0f} (was {elections0:.0f}), "
-                          f"metadata {c.partitions(TOPIC)}")
+            # Settled: every partition led by a survivor, the dead broker in no ISR. Then each
+            # partition that has the dead broker as a replica is under-replicated on its leader.
+            stale = sorted(tp for tp, (l, _, isr) in md.items() if l < 0 or l == victim or victim in isr)
+            want_urp = sum(1 for _, reps, _ in md.values() if victim in reps)
+            good = (bool(md) and not stale and sum(urp.values()) == want_urp
+                    and shrinks > shrinks0 and elections > elections0)
+            return good, (f"under_replicated {urp} (want sum {want_urp}: partitions with replica "
+                          f"{victim}), isr_shrinks {shrinks:.0f} (was {shrinks0:.0f}), controller "
+                          f"{controller} leader_elections {elections:.0f} (was {elections0:.0f}), "
+                          f"partitions still led by {victim}, leaderless or with {victim} in the "
+                          f"ISR: {stale[:8]}{'...' if len(stale) > 8 else ''} ({len(stale)}), "
+                          f"{TOPIC} (leader, replicas, isr): {describe(md)}")
         took, detail = poll(f"with broker {victim} killed: under-replicated, ISR shrinks and "
                             f"leader elections", KILL_BOUND_S, degraded)
         say(f"phase kill: {detail} after {took:.1f}s")
-        parts = c.partitions(TOPIC)
-        on_dead = [p for p, (l, _, _) in parts.items() if l == victim or l < 0]
-        if on_dead:
-            raise TestFailure(f"partitions {on_dead} still led by the dead broker {victim} or "
-                              f"leaderless: {parts}")
 
         c.restart(victim)
 
         def recovered():
+            md = all_partitions(c)
             s = scrape_all(c)
             if any(v is None for v in s.values()):
                 return False, f"no /metrics from {[i for i, v in s.items() if v is None]}"
             urp = {i: v.value("varve_under_replicated_partitions") for i, v in s.items()}
             expands = sums({i: s[i] for i in survivors}, "varve_isr_expands_total")
-            good = all(x == 0 for x in urp.values()) and expands > expands0
+            short = sorted(tp for tp, (l, reps, isr) in md.items() if l < 0 or sorted(isr) != sorted(reps))
+            good = bool(md) and not short and all(x == 0 for x in urp.values()) and expands > expands0
             return good, (f"under_replicated {urp} (want 0 everywhere), survivors' isr_expands "
-                          f"{expands:.0f} (was {expands0:.0f}), metadata {c.partitions(TOPIC)}")
+                          f"{expands:.0f} (was {expands0:.0f}), partitions without a full ISR: "
+                          f"{short[:8]}{'...' if len(short) > 8 else ''} ({len(short)}), "
+                          f"{TOPIC} (leader, replicas, isr): {describe(md)}")
         took, detail = poll(f"after broker {victim} restarted: under-replicated 0 and ISR expands",
                             RESTART_BOUND_S, recovered)
         say(f"phase restart: {detail} after {took:.1f}s")
@@ -388,6 +432,11 @@ def run(victim_kind):
         print("PASS metrics_cluster_scrape", flush=True)
     except (TestFailure, cl.ClusterError) as e:
         print(f"FAIL metrics_cluster_scrape: {e}", flush=True)
+        for b in c.brokers:
+            if b.proc is not None and b.proc.poll() is not None:
+                how = ("SIGKILL by the test" if b.proc.returncode == -9
+                       else f"exit status {b.proc.returncode} (negative: killed by signal)")
+                print(f"broker {b.id} is not running: {how}", flush=True)
     finally:
         if not ok:
             c.keep = True
