@@ -167,8 +167,22 @@ def test_cluster_kill_restart_pause_isolate_heal():
         c.cont(1)
         assert metadata_ok(one, timeout=10)
 
+        # Replication traffic: broker 1's follower fetchers connect to the others' proxies,
+        # and the proxies must know those connections as broker 1's.
+        c.create_topic("selftest-rf3", 3, 3)
+
+        def forwarded_from_1():
+            n = 0
+            for o in c.brokers:
+                if o.id != 1:
+                    with o.proxy.lock:
+                        n += sum(1 for x in o.proxy.conns if x.source == 1 and x.upstream is not None)
+            return n
+        cl.wait_until(forwarded_from_1, 30, "broker 1's connections to the other brokers")
+
         c.isolate(1)
         assert not metadata_ok(one, timeout=2)
+        assert forwarded_from_1() == 0  # its outgoing connections are cut too
         with b.zk_proxy.lock:
             assert all(x.upstream is None for x in b.zk_proxy.conns)  # nothing reaches ZooKeeper
         c.heal(1)
