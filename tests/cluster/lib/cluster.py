@@ -139,6 +139,7 @@ class _Conn:
         self.client = client
         self.upstream = None
         self.source = source
+        self.held = False  # black-holed: accepted, never forwarded
         self.closed = False
 
     def close(self):
@@ -200,6 +201,7 @@ class Proxy:
                 self.conns.add(conn)
                 if self._blocked(conn):
                     self.blackholed += 1
+                    conn.held = True
                     continue  # black hole: keep the socket open, never read or forward
             threading.Thread(target=self._connect_and_pump, args=(conn,), daemon=True).start()
 
@@ -259,7 +261,7 @@ class Proxy:
                 self.blocked_all = False
             else:
                 self.blocked_sources -= set(sources)
-            held = [c for c in self.conns if c.upstream is None and not self._blocked(c)]
+            held = [c for c in self.conns if c.held and not self._blocked(c)]
             for c in held:
                 c.close()
                 self.conns.discard(c)
