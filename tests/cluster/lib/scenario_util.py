@@ -35,6 +35,10 @@ class ScenarioFailure(Exception):
     """The broker did not behave as Kafka's semantics say (or a step did not complete)."""
 
 
+class BrokerExited(ScenarioFailure):
+    """A broker process exited while the cluster was starting."""
+
+
 def quiet_logger():
     q = logging.getLogger("varve.scenario.quiet")
     if not q.handlers:
@@ -158,6 +162,10 @@ def wait_cluster(c, timeout=60):
 
     def ok():
         nonlocal last
+        for b in c.brokers:
+            if b.proc is not None and b.proc.poll() is not None:
+                raise BrokerExited(f"broker {b.id} exited with {b.proc.returncode} during "
+                                   f"start-up; log tail:\n{c.log_tail(b.id, 10)}")
         try:
             md = c.admin().list_topics(timeout=5)
         except Exception as e:
@@ -420,29 +428,42 @@ def require(cond, msg):
 
 def run_scenario(name, body, n=3, overrides=None):
     """Starts a cluster, runs body(c) and prints PASS/FAIL; on failure keeps the cluster dir
-    and prints each broker's warnings and errors. Returns the exit status."""
+    and prints each broker's warnings and errors. Returns the exit status.
+
+    A cluster whose broker could not bind its listener (cluster.py picks each listener port
+    with free_port() before the proxies bind theirs, so a proxy can take it first) is
+    replaced once by a fresh one; that says nothing about the broker under test."""
     base = {"unclean.leader.election.enable": "false", "zookeeper.session.timeout.ms": 6000,
             "replica.lag.time.max.ms": 5000}
     base.update(overrides or {})
-    c = cl.Cluster(n, overrides=base)
-    ok = False
     t0 = time.monotonic()
-    try:
-        c.start()
-        wait_cluster(c)
-        body(c)
-        ok = True
-        print(f"PASS {name} ({time.monotonic() - t0:.0f}s)", flush=True)
-    except (ScenarioFailure, cl.ClusterError) as e:
-        print(f"FAIL {name}: {e}", flush=True)
-    except Exception:  # a bug in the test itself or an unexpected client error: still loud
-        print(f"FAIL {name}: unexpected error\n{traceback.format_exc()}", flush=True)
-    finally:
-        if not ok:
-            c.keep = True
-            c.report_logs()
-        c.close()
-    return 0 if ok else 1
+    for attempt in (1, 2):
+        c = cl.Cluster(n, overrides=base)
+        ok = retry = False
+        try:
+            c.start()
+            wait_cluster(c)
+            body(c)
+            ok = True
+            print(f"PASS {name} ({time.monotonic() - t0:.0f}s)", flush=True)
+        except BrokerExited as e:
+            if attempt == 1 and "Address already in use" in str(e):
+                retry = True
+                log(f"harness port clash, starting a fresh cluster: {e}")
+            else:
+                print(f"FAIL {name}: {e}", flush=True)
+        except (ScenarioFailure, cl.ClusterError) as e:
+            print(f"FAIL {name}: {e}", flush=True)
+        except Exception:  # a bug in the test itself or an unexpected client error: still loud
+            print(f"FAIL {name}: unexpected error\n{traceback.format_exc()}", flush=True)
+        finally:
+            if not ok and not retry:
+                c.keep = True
+                c.report_logs()
+            c.close()
+        if not retry:
+            return 0 if ok else 1
+    return 1
 
 
 def report(label, **counts):
