@@ -15,7 +15,8 @@ decides, keeps running):
 3. SIGKILL L: the whole ISR is down; both partitions go offline (leader -1).
 4. Restart F (the lagging replica):
    - true:  F is elected (unclean) at once; the LAG records are lost, BASE survives; the
-            controller's varve_unclean_leader_elections_total increases;
+            controller's varve_unclean_leader_elections_total increases by the number of
+            the topic's partitions placed on exactly {L, F} (all of them went offline);
    - false: the partition stays offline (leader -1, LEADER_NOT_AVAILABLE) for the whole
             observation window; writes fail.
 5. Restart L:
@@ -71,6 +72,10 @@ def body(c):
                                   lambda l, r: r == [leader, follower] and l == leader,
                                   f"replicas [{leader}, {follower}] led by {leader}")
         part[unclean] = p
+        if unclean:
+            # Every partition of the topic on exactly {L, F} goes offline with them and is
+            # elected uncleanly when F returns (written to or not).
+            expected_unclean = sum(1 for _, r, _ in parts.values() if set(r) == set(parts[p][1]))
     require(c.partitions(TOPIC[True])[part[True]][0] == leader,
             f"{TOPIC[True]}-{part[True]} is not led by {leader}")
     su.log(f"controller {ctl}; leader L={leader}, follower F={follower}; partitions {part}")
@@ -160,7 +165,8 @@ def body(c):
               lost=len(lb) + len(ll) + len(la), duplicated=db + dl + da, base_lost=len(lb),
               lag_lost=len(ll), after_lost=len(la), read_from_F=read_f.high,
               read_from_L=read_l.high, replicas_identical=same, mismatches=len(bad),
-              unclean_elections_before=unclean_before, unclean_elections_after=unclean_after)
+              unclean_elections_before=unclean_before, unclean_elections_after=unclean_after,
+              unclean_elections_expected=f"+{expected_unclean}")
     if lb or la or db or dl or da or bad:
         failures.append(f"{TOPIC[True]}: lost base {lb[:5]} after {la[:5]}, duplicates "
                         f"{db + dl + da}, mismatches {bad[:3]}")
@@ -176,9 +182,10 @@ def body(c):
     failures += metric_errors
     if su.reference_mode(c):
         su.log("reference mode: Varve's unclean-election metric and log line not checked")
-    elif not metric_errors and not unclean_after > unclean_before:
+    elif not metric_errors and unclean_after - unclean_before != expected_unclean:
         failures.append(f"controller {ctl}: varve_unclean_leader_elections_total "
-                        f"{unclean_before} -> {unclean_after}, expected it to increase")
+                        f"{unclean_before} -> {unclean_after}, expected +{expected_unclean} (the "
+                        f"partitions of {TOPIC[True]} on exactly [L, F])")
     if su.unclean_log_lines(c) == []:
         failures.append("no controller logged the unclean leader election")
     if failures:
