@@ -15,11 +15,11 @@ admin listener) and checks, in order:
     == C[p] and varve_consumer_group_lag == P[p] - C[p] for every partition, exactly; no other
     broker exports series for the group.
  3. kill: SIGKILL of a broker that is not the controller and leads at least one partition
-    (the survivors lead the others). Within a bound: the metadata shows every partition led by
+    of the topic (preferably not the coordinator; the survivors lead the others). Within a bound: the metadata shows every partition led by
     a survivor and the dead broker in no ISR, and on the surviving brokers
     sum(varve_under_replicated_partitions) equals the number of partitions (of every topic,
     __consumer_offsets included) that have the dead broker as a replica,
-    sum(varve_isr_shrinks_total) increased, and the controller's
+    sum(varve_isr_shrinks_total) increased, and the active controller's
     varve_leader_elections_total increased (the dead broker led something).
  4. restart: within a bound, the metadata shows a full ISR everywhere,
     varve_under_replicated_partitions is 0 on every broker and sum(varve_isr_expands_total)
@@ -30,8 +30,9 @@ Prints one `phase ...` line per phase and finally `PASS metrics_cluster_scrape` 
 `FAIL metrics_cluster_scrape: <what, with the last values seen>` (then the brokers' warnings and
 errors, and the cluster dir is kept). Every wait is bounded.
 
-Options: --victim coordinator kills the group coordinator instead (if it is not the
-controller), so step 5 checks the lag gauges after a coordinator failover.
+Options: --victim coordinator kills the group coordinator instead (even when it is the
+controller; then the new controller's election counter is checked), so step 5 checks the lag
+gauges after a coordinator failover.
 """
 
 import argparse
@@ -348,7 +349,9 @@ def run(victim_kind):
         consume_and_commit(c)
         coord = check_lag(c, "lag")
 
-        # Pick the victim: not the controller (its election counter must stay observable),
+        # Pick the victim. Default: not the controller, leading at least one partition of the
+        # topic, preferably not the coordinator. --victim coordinator: the coordinator (which
+        # leads the group's __consumer_offsets partition), even when it is the controller.
         # leading at least one partition of the topic.
         before = scrape_all(c)
         if any(v is None for v in before.values()):
@@ -363,11 +366,11 @@ def run(victim_kind):
                               f"varve_active_controller names {controller}")
         parts = c.partitions(TOPIC)
         led = {i: [p for p, (l, _, _) in parts.items() if l == i] for i in range(c.n)}
-        candidates = [i for i in range(c.n) if i != controller and led[i]]
         if victim_kind == "coordinator":
-            candidates = [i for i in candidates if i == coord]
-        else:  # keep the coordinator up when there is a choice
-            candidates.sort(key=lambda i: i == coord)
+            candidates = [coord]
+        else:
+            candidates = [i for i in range(c.n) if i != controller and led[i]]
+            candidates.sort(key=lambda i: i == coord)  # keep the coordinator up if possible
         if not candidates:
             raise TestFailure(f"no broker to kill: controller {controller}, coordinator {coord}, "
                               f"leaders {led}")
@@ -377,10 +380,10 @@ def run(victim_kind):
             raise TestFailure(f"survivors {survivors} lead nothing ({led}): no ISR shrink to see")
         shrinks0 = sums({i: before[i] for i in survivors}, "varve_isr_shrinks_total")
         expands0 = sums({i: before[i] for i in survivors}, "varve_isr_expands_total")
-        elections0 = before[controller].value("varve_leader_elections_total")
+        elections0 = {i: s.value("varve_leader_elections_total") for i, s in before.items()}
         say(f"before the fault: controller {controller}, coordinator {coord}, leaders {led}, "
             f"survivors' isr_shrinks {shrinks0:.0f} isr_expands {expands0:.0f}, "
-            f"controller's leader_elections {elections0:.0f}; killing broker {victim}")
+            f"leader_elections {elections0}; killing broker {victim}")
 
         c.kill(victim)
 
@@ -391,16 +394,22 @@ def run(victim_kind):
                 return False, f"no /metrics from {[i for i, v in s.items() if v is None]}"
             urp = {i: v.value("varve_under_replicated_partitions") for i, v in s.items()}
             shrinks = sums(s, "varve_isr_shrinks_total")
-            elections = s[controller].value("varve_leader_elections_total")
+            # The controller afterwards: the same one, or a survivor when the victim was it.
+            active = [i for i, v in s.items() if v.value("varve_active_controller") == 1]
+            now_controller = active[0] if len(active) == 1 else None
+            elections = (s[now_controller].value("varve_leader_elections_total")
+                         if now_controller is not None else float("nan"))
+            was = elections0[now_controller] if now_controller is not None else float("nan")
             # Settled: every partition led by a survivor, the dead broker in no ISR. Then each
             # partition that has the dead broker as a replica is under-replicated on its leader.
             stale = sorted(tp for tp, (l, _, isr) in md.items() if l < 0 or l == victim or victim in isr)
             want_urp = sum(1 for _, reps, _ in md.values() if victim in reps)
             good = (bool(md) and not stale and sum(urp.values()) == want_urp
-                    and shrinks > shrinks0 and elections > elections0)
+                    and shrinks > shrinks0 and elections > was)
             return good, (f"under_replicated {urp} (want sum {want_urp}: partitions with replica "
-                          f"{victim}), isr_shrinks {shrinks:.0f} (was {shrinks0:.0f}), controller "
-                          f"{controller} leader_elections {elections:.0f} (was {elections0:.0f}), "
+                          f"{victim}), isr_shrinks {shrinks:.0f} (was {shrinks0:.0f}), active "
+                          f"controller(s) {active}: leader_elections {elections:.0f} (was "
+                          f"{was:.0f}), "
                           f"partitions still led by {victim}, leaderless or with {victim} in the "
                           f"ISR: {stale[:8]}{'...' if len(stale) > 8 else ''} ({len(stale)}), "
                           f"{TOPIC} (leader, replicas, isr): {describe(md)}")
@@ -449,7 +458,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--victim", choices=["leader", "coordinator"], default="leader",
                     help="which broker to kill: a non-controller partition leader (default) or "
-                         "the group coordinator (must not be the controller)")
+                         "the group coordinator")
     args = ap.parse_args()
     return run(args.victim)
 
