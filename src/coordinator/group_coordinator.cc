@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "coordinator/offsets_format.h"
 #include "protocol/record_batch.h"
+#include "protocol/record_control.h"
 
 namespace varve::coordinator {
 namespace {
@@ -137,6 +138,8 @@ struct group_coordinator::group {
   bool initial_delay = false;
   int64_t initial_delay_limit = 0;
   std::map<topic_partition, committed_offset> offsets;
+  // TxnOffsetCommit offsets waiting for their transaction's marker: producer id → offsets.
+  std::map<int64_t, std::map<topic_partition, committed_offset>> pending_txn_offsets;
   int64_t state_timestamp = -1;  // wall clock ms of the last state change (-1 = unknown)
   bool has_metadata_record = false;  // a group metadata record for it is in the log
 
@@ -284,10 +287,11 @@ error_code group_coordinator::check_partition(int32_t p) {
 
 namespace {
 // Reads every record of `part` from its log start to its high watermark, in order, calling
-// apply(record). False with *error if a batch cannot be read or decoded.
-template <typename Apply>
-bool read_records(replication::partition& part, Apply&& apply, int64_t* next_offset,
-                  std::string* error) {
+// apply(record, batch header) for data records and on_marker(producer id, commit) for
+// transaction markers. False with *error if a batch cannot be read or decoded.
+template <typename Apply, typename OnMarker>
+bool read_records(replication::partition& part, Apply&& apply, OnMarker&& on_marker,
+                  int64_t* next_offset, std::string* error) {
   int64_t offset = part.log_start_offset();
   const int64_t end = part.high_watermark();
   std::vector<uint8_t> buf;
@@ -314,13 +318,18 @@ bool read_records(replication::partition& part, Apply&& apply, int64_t* next_off
         pos += hdr->total_size();
         if (hdr->last_offset() < offset) continue;
         offset = hdr->last_offset() + 1;
-        if (hdr->is_control()) continue;
+        if (hdr->is_control()) {
+          if (auto m = protocol::parse_txn_marker(batch)) {
+            on_marker(hdr->producer_id, m->type == protocol::control_record_type::commit);
+          }
+          continue;
+        }
         decoded.clear();
         if (!protocol::decode_records(batch, &decoded)) {
           *error = "undecodable batch at offset " + std::to_string(hdr->base_offset);
           return false;
         }
-        for (const auto& r : decoded) apply(r);
+        for (const auto& r : decoded) apply(r, *hdr);
       }
     }
     if (offset == before) break;  // no progress: nothing more to read
@@ -428,7 +437,7 @@ bool group_coordinator::load_partition(int32_t p, std::string* error) {
       g.members.emplace(m.id, std::move(m));
     }
   };
-  auto apply = [&](const protocol::record& r) {
+  auto apply = [&](const protocol::record& r, const protocol::record_batch_header& hdr) {
     if (!r.key) return;
     offset_key k;
     auto kind = decode_key(*r.key, &k);
@@ -446,12 +455,19 @@ bool group_coordinator::load_partition(int32_t p, std::string* error) {
       return;
     }
     group& g = get_or_create(p, k.group);
-    g.offsets[{k.topic, k.partition}] = committed_offset{
-        v->offset, v->leader_epoch, v->metadata, v->commit_timestamp, v->expire_timestamp};
+    const committed_offset value{v->offset, v->leader_epoch, v->metadata, v->commit_timestamp,
+                                 v->expire_timestamp};
+    if (hdr.is_transactional()) {
+      // TxnOffsetCommit: visible only once its COMMIT marker is read.
+      g.pending_txn_offsets[hdr.producer_id][{k.topic, k.partition}] = value;
+    } else {
+      g.offsets[{k.topic, k.partition}] = value;
+    }
   };
+  auto on_marker = [&](int64_t producer_id, bool commit) { complete_txn(p, producer_id, commit); };
 
   int64_t next_offset = 0;
-  if (!read_records(*part, apply, &next_offset, error)) {
+  if (!read_records(*part, apply, on_marker, &next_offset, error)) {
     forget_partition(p);  // no half-loaded groups
     loading_.insert(p);
     loaded_.erase(p);
@@ -473,7 +489,8 @@ bool group_coordinator::load_partition(int32_t p, std::string* error) {
       ++it;
       continue;
     }
-    if (g.members.empty() && g.offsets.empty() && !g.has_metadata_record) {
+    if (g.members.empty() && g.offsets.empty() && g.pending_txn_offsets.empty() &&
+        !g.has_metadata_record) {
       it = groups_.erase(it);
       continue;
     }
@@ -1158,6 +1175,94 @@ error_code group_coordinator::commit_offsets(int32_t p, const commit_params& par
     if (en.error == error_code::none) g->offsets[en.tp] = en.value;
   }
   return error_code::none;
+}
+
+error_code group_coordinator::commit_txn_offsets(int32_t p, const txn_commit_params& params,
+                                                 std::vector<commit_entry>& entries) {
+  auto fail_all = [&](error_code e) {
+    for (auto& en : entries) en.error = e;
+    return e;
+  };
+  if (params.group_id.empty()) return fail_all(error_code::invalid_group_id);
+  if (auto e = check_partition(p); e != error_code::none) return fail_all(e);
+  group* g = find_group(params.group_id);
+  if (!g) {
+    g = &get_or_create(p, params.group_id);
+  } else if (g->state == group_state::dead) {
+    return fail_all(error_code::coordinator_not_available);
+  } else if (g->fenced(params.group_instance_id, params.member_id)) {
+    return fail_all(error_code::fenced_instance_id);
+  } else if (params.generation_id >= 0 || !params.member_id.empty()) {
+    // KIP-447: a producer committing for a consumer that has since been kicked out of the
+    // group (zombie) is refused.
+    if (!g->members.count(params.member_id)) return fail_all(error_code::unknown_member_id);
+    if (params.generation_id != g->generation) return fail_all(error_code::illegal_generation);
+  }
+  std::vector<protocol::record> records;
+  const int64_t now = wall_ms_();
+  for (auto& en : entries) {
+    if (en.error != error_code::none) continue;
+    if (static_cast<int64_t>(en.value.metadata.size()) > options_.offset_metadata_max_bytes) {
+      en.error = error_code::offset_metadata_too_large;
+      continue;
+    }
+    en.value.commit_timestamp = now;
+    offset_value v{en.value.offset, en.value.leader_epoch, en.value.metadata, now, -1};
+    protocol::record r;
+    r.timestamp = now;
+    r.key = encode_offset_key({params.group_id, en.tp.topic, en.tp.partition});
+    r.value = encode_offset_value(v);
+    records.push_back(std::move(r));
+  }
+  if (records.empty()) return error_code::none;
+  replication::partition* part = partitions_(p);
+  error_code err = error_code::not_coordinator;
+  if (part) {
+    protocol::batch_builder_options o;
+    o.producer_id = params.producer_id;
+    o.producer_epoch = params.producer_epoch;
+    o.transactional = true;
+    std::vector<uint8_t> batch = protocol::build_batch(records, o);
+    auto out = part->append_txn_offsets(std::span<uint8_t>(batch), now);
+    err = out.error == error_code::invalid_producer_epoch ? error_code::producer_fenced
+                                                          : map_append_error(out.error);
+    if (out.error != error_code::none) {
+      VLOG_WARN(kLog) << "transactional offset commit to __consumer_offsets-" << p
+                      << " failed: " << protocol::error_name(out.error) << " "
+                      << out.error_message;
+    }
+  }
+  for (auto& en : entries) {
+    if (en.error != error_code::none) continue;
+    if (err != error_code::none) {
+      en.error = err;
+    } else {
+      g->pending_txn_offsets[params.producer_id][en.tp] = en.value;
+    }
+  }
+  return error_code::none;
+}
+
+void group_coordinator::complete_txn(int32_t p, int64_t producer_id, bool commit) {
+  for (auto& [id, g] : groups_) {
+    if (g->partition != p) continue;
+    auto it = g->pending_txn_offsets.find(producer_id);
+    if (it == g->pending_txn_offsets.end()) continue;
+    if (commit) {
+      for (auto& [tp, v] : it->second) g->offsets[tp] = std::move(v);
+    }
+    g->pending_txn_offsets.erase(it);
+  }
+}
+
+bool group_coordinator::has_pending_txn_offset(const std::string& group_id,
+                                               const topic_partition& tp) const {
+  const group* g = find_group(group_id);
+  if (!g) return false;
+  for (const auto& [pid, offsets] : g->pending_txn_offsets) {
+    if (offsets.count(tp)) return true;
+  }
+  return false;
 }
 
 std::vector<std::pair<topic_partition, committed_offset>> group_coordinator::fetch_offsets(

@@ -151,6 +151,17 @@ struct commit_params {
   std::optional<std::string> group_instance_id;
 };
 
+// TxnOffsetCommit: the producer of the transaction and, from v3 (KIP-447), the consumer
+// group member it commits for (generation -1 and an empty member id skip that check).
+struct txn_commit_params {
+  std::string group_id;
+  int64_t producer_id = -1;
+  int16_t producer_epoch = -1;
+  int32_t generation_id = -1;
+  std::string member_id;
+  std::optional<std::string> group_instance_id;
+};
+
 struct described_member {
   std::string member_id;
   std::optional<std::string> group_instance_id;
@@ -236,6 +247,20 @@ class group_coordinator {
   std::vector<std::pair<topic_partition, committed_offset>> fetch_offsets(
       int32_t p, const std::string& group_id,
       const std::optional<std::vector<topic_partition>>& partitions) const;
+
+  // --- offsets inside transactions (docs/transactions.md) ---
+  // TxnOffsetCommit: validates like commit_offsets (member/generation only when given),
+  // appends the offsets to partition p as a transactional batch of the producer and keeps
+  // them pending for that producer: fetch_offsets does not return them until the
+  // transaction's COMMIT marker reaches partition p (complete_txn); an ABORT drops them.
+  error_code commit_txn_offsets(int32_t p, const txn_commit_params& params,
+                                std::vector<commit_entry>& entries);
+  // A COMMIT/ABORT marker of `producer_id` was appended to (or replicated into) partition p:
+  // its pending offsets become committed (commit) or are dropped (abort).
+  void complete_txn(int32_t p, int64_t producer_id, bool commit);
+  // True if a transaction has uncommitted offsets for the group's partition (OffsetFetch
+  // with require_stable answers UNSTABLE_OFFSET_COMMIT for it).
+  bool has_pending_txn_offset(const std::string& group_id, const topic_partition& tp) const;
 
   // --- administration ---
   group_description describe(int32_t p, const std::string& group_id) const;

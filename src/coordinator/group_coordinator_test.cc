@@ -743,3 +743,76 @@ TEST_F(group_coordinator_test, list_reports_loading_and_a_failed_load_is_retried
 
 }  // namespace
 }  // namespace varve::coordinator
+
+namespace varve::coordinator {
+namespace {
+
+class group_txn_offsets_test : public group_coordinator_test {
+ protected:
+  error_code txn_commit(int64_t pid, const std::string& topic, int64_t offset,
+                        int32_t gen = -1, const std::string& member = "") {
+    std::vector<commit_entry> e(1);
+    e[0].tp = {topic, 0};
+    e[0].value.offset = offset;
+    txn_commit_params params;
+    params.group_id = "g";
+    params.producer_id = pid;
+    params.producer_epoch = 0;
+    params.generation_id = gen;
+    params.member_id = member;
+    const error_code top = coord_->commit_txn_offsets(kP, params, e);
+    return top != error_code::none ? top : e[0].error;
+  }
+  // What a partition leader does for WriteTxnMarkers on __consumer_offsets.
+  void marker(int64_t pid, bool commit) {
+    ASSERT_EQ(part_->append_txn_marker(pid, 0, commit, 0, kWallBase).error, error_code::none);
+    coord_->complete_txn(kP, pid, commit);
+  }
+};
+
+TEST_F(group_txn_offsets_test, txn_offsets_are_pending_until_commit_and_dropped_on_abort) {
+  ASSERT_EQ(commit("g", -1, "", "t", 5), error_code::none);
+  ASSERT_EQ(txn_commit(7, "t", 10), error_code::none);
+  ASSERT_EQ(txn_commit(8, "u", 20), error_code::none);
+  EXPECT_EQ(committed("g", "t"), 5);
+  EXPECT_EQ(committed("g", "u"), -1);
+  EXPECT_TRUE(coord_->has_pending_txn_offset("g", {"t", 0}));
+  EXPECT_TRUE(coord_->has_pending_txn_offset("g", {"u", 0}));
+  // The offsets' transaction holds the partition's LSO.
+  EXPECT_LT(part_->last_stable_offset(), part_->high_watermark());
+
+  marker(7, true);
+  EXPECT_EQ(committed("g", "t"), 10);
+  EXPECT_FALSE(coord_->has_pending_txn_offset("g", {"t", 0}));
+  marker(8, false);
+  EXPECT_EQ(committed("g", "u"), -1);
+  EXPECT_FALSE(coord_->has_pending_txn_offset("g", {"u", 0}));
+  EXPECT_EQ(part_->last_stable_offset(), part_->high_watermark());
+}
+
+TEST_F(group_txn_offsets_test, reload_replays_markers_and_keeps_unfinished_txn_offsets_pending) {
+  ASSERT_EQ(txn_commit(7, "t", 10), error_code::none);
+  marker(7, true);
+  ASSERT_EQ(txn_commit(8, "u", 20), error_code::none);
+  marker(8, false);
+  ASSERT_EQ(txn_commit(9, "v", 30), error_code::none);  // still open at the restart
+  restart();
+  EXPECT_EQ(committed("g", "t"), 10);
+  EXPECT_EQ(committed("g", "u"), -1);
+  EXPECT_EQ(committed("g", "v"), -1);
+  EXPECT_TRUE(coord_->has_pending_txn_offset("g", {"v", 0}));
+  // The coordinator finishes it after the failover.
+  marker(9, true);
+  EXPECT_EQ(committed("g", "v"), 30);
+}
+
+TEST_F(group_txn_offsets_test, txn_commit_for_a_member_checks_its_generation) {
+  const auto ids = stable_group(1);
+  const int32_t gen = coord_->generation_of("g");
+  EXPECT_EQ(txn_commit(7, "t", 1, gen, "nobody"), error_code::unknown_member_id);
+  EXPECT_EQ(txn_commit(7, "t", 1, gen + 1, ids[0]), error_code::illegal_generation);
+  EXPECT_EQ(txn_commit(7, "t", 1, gen, ids[0]), error_code::none);
+}
+
+}  // namespace
+}  // namespace varve::coordinator

@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "protocol/record_batch.h"
+#include "protocol/record_control.h"
 #include "storage/log_cleaner.h"
 
 namespace varve::replication {
@@ -31,6 +32,7 @@ partition::partition(topic_partition tp, int32_t node_id, std::unique_ptr<storag
       node_id_(node_id),
       log_(std::move(log)),
       producer_state_(log_->dir()),
+      txn_index_(log_->dir()),
       config_(std::move(config)) {}
 
 partition::~partition() = default;
@@ -42,12 +44,14 @@ std::unique_ptr<partition> partition::open(topic_partition tp, const std::filesy
   auto log = storage::log::open(dir, config.log, recovery_point, error);
   if (!log) return nullptr;
   std::unique_ptr<partition> p(new partition(std::move(tp), node_id, std::move(log), config));
-  p->producer_state_.load(*p->log_);
+  p->txn_index_.load(*p->log_);
+  p->producer_state_.load(*p->log_, p->txn_index_);
   p->segments_at_last_snapshot_ = p->log_->segment_count();
   // The HW restarts at the checkpointed value (never above the LEO, never below the log
   // start); the role comes with the first apply_state().
   p->high_watermark_ = std::clamp<int64_t>(std::max<int64_t>(hw_checkpoint, 0),
                                            p->log_->log_start_offset(), p->log_->log_end_offset());
+  p->producer_state_.on_high_watermark(p->high_watermark_);
   return p;
 }
 
@@ -112,6 +116,7 @@ std::vector<int32_t> partition::maximal_isr() const {
 void partition::set_high_watermark(int64_t hw) {
   if (hw == high_watermark_) return;
   high_watermark_ = hw;
+  producer_state_.on_high_watermark(hw);
   ++change_seq_;
   notify_waiters();
 }
@@ -251,19 +256,15 @@ error_code partition::append_as_follower(std::span<const uint8_t> records, int64
     storage::append_info info;
     const auto err = log_->append_as_follower(records, &info);
     if (err != storage::append_error::none) return to_error(err);
-    size_t pos = 0;
-    while (pos < records.size()) {
-      auto h = protocol::parse_batch_header(records.subspan(pos));
-      if (!h || h->total_size() == 0) break;
-      if (h->producer_id >= 0) producer_state_.update(*h);
-      pos += h->total_size();
-    }
+    // Markers close transactions (ABORTs go to the index) exactly as on the leader.
+    producer_state_.apply_batches(records, *log_, txn_index_);
     bytes_in_ += records.size();
     records_in_ += static_cast<uint64_t>(info.record_count);
     ++change_seq_;
   }
   if (leader_log_start > log_->log_start_offset() && leader_log_start <= log_->log_end_offset()) {
     log_->delete_records_before(leader_log_start);
+    txn_index_.sync_with_segments(*log_);
   }
   const int64_t hw = std::min(leader_hw, log_->log_end_offset());
   if (hw > high_watermark_) set_high_watermark(hw);
@@ -273,15 +274,17 @@ error_code partition::append_as_follower(std::span<const uint8_t> records, int64
 void partition::truncate_to(int64_t offset) {
   if (offset >= log_->log_end_offset()) return;
   log_->truncate_to(offset);
-  producer_state_.truncate_and_reload(*log_);
+  producer_state_.truncate_and_reload(*log_, txn_index_);
   if (high_watermark_ > log_->log_end_offset()) high_watermark_ = log_->log_end_offset();
+  producer_state_.on_high_watermark(high_watermark_);
   ++change_seq_;
 }
 
 void partition::truncate_fully_and_start_at(int64_t offset) {
   log_->truncate_fully_and_start_at(offset);
-  producer_state_.truncate_and_reload(*log_);
+  producer_state_.truncate_fully(txn_index_);
   high_watermark_ = offset;
+  producer_state_.on_high_watermark(high_watermark_);
   ++change_seq_;
 }
 
@@ -297,6 +300,26 @@ error_code partition::check_leader_epoch(int32_t current_leader_epoch) const {
 }
 
 produce_outcome partition::append(std::span<uint8_t> records, int16_t acks, int64_t now_ms) {
+  return append_verified(records, acks, now_ms, kNoVerification);
+}
+
+uint64_t partition::start_verification(std::span<const uint8_t> records) {
+  auto header = protocol::parse_batch_header(records);
+  if (!header || !producer_state_.needs_verification(*header)) return 0;
+  return producer_state_.start_verification(header->producer_id);
+}
+
+produce_outcome partition::append_verified(std::span<uint8_t> records, int16_t acks,
+                                           int64_t now_ms, uint64_t guard) {
+  return append_impl(records, acks, now_ms, guard, false);
+}
+
+produce_outcome partition::append_txn_offsets(std::span<uint8_t> records, int64_t now_ms) {
+  return append_impl(records, -1, now_ms, kNoVerification, true);
+}
+
+produce_outcome partition::append_impl(std::span<uint8_t> records, int16_t acks, int64_t now_ms,
+                                       uint64_t guard, bool from_coordinator) {
   produce_outcome out;
   out.log_start_offset = log_->log_start_offset();
   if (!is_leader()) {
@@ -336,9 +359,11 @@ produce_outcome partition::append(std::span<uint8_t> records, int16_t acks, int6
                         std::to_string(header->last_offset_delta);
     return out;
   }
-  if (header->is_transactional()) {
-    out.error = error_code::invalid_txn_state;
-    out.error_message = "transactional writes need the transaction coordinator";
+  if (header->is_control()) {
+    // Markers come only from the transaction coordinator (WriteTxnMarkers).
+    out.error = error_code::invalid_record;
+    out.batch_index = 0;
+    out.error_message = "control batches cannot be produced";
     return out;
   }
   if (config_.log.compact) {
@@ -366,7 +391,20 @@ produce_outcome partition::append(std::span<uint8_t> records, int16_t acks, int6
       }
     }
   }
-  if (header->producer_id >= 0) {
+  if (from_coordinator && (!header->is_transactional() || header->base_sequence != -1)) {
+    out.error = error_code::invalid_record;
+    out.error_message = "coordinator batches are transactional and carry no sequence";
+    return out;
+  }
+  if (from_coordinator) {
+    // TxnOffsetCommit records carry no sequence (Kafka's NO_SEQUENCE): only the epoch is
+    // checked. The transaction coordinator fences older epochs before this is reached.
+    const storage::producer_entry* e = producer_state_.find(header->producer_id);
+    if (e && header->producer_epoch < e->epoch) {
+      out.error = error_code::invalid_producer_epoch;
+      return out;
+    }
+  } else if (header->producer_id >= 0) {
     storage::producer_batch_metadata original;
     switch (producer_state_.check(*header, &original)) {
       case storage::sequence_check::ok:
@@ -392,6 +430,13 @@ produce_outcome partition::append(std::span<uint8_t> records, int16_t acks, int6
         return out;
     }
   }
+  if (guard != kNoVerification && !producer_state_.verification_ok(*header, guard)) {
+    // The transaction this batch was verified for ended (or the producer's epoch moved)
+    // while the coordinator was asked: appending it would open a transaction nobody ends.
+    out.error = error_code::invalid_txn_state;
+    out.error_message = "the producer's transaction ended while this batch was being verified";
+    return out;
+  }
   storage::append_info info;
   const auto err = log_->append_as_leader(records, leader_epoch_, now_ms, &info);
   if (err != storage::append_error::none) {
@@ -402,10 +447,8 @@ produce_outcome partition::append(std::span<uint8_t> records, int16_t acks, int6
     }
     return out;
   }
-  if (header->producer_id >= 0) {
-    auto stored = protocol::parse_batch_header(records);  // now carries the assigned offsets
-    producer_state_.update(*stored);
-  }
+  // Now carries the assigned offsets; opens the producer's transaction if transactional.
+  producer_state_.apply_batches(records, *log_, txn_index_);
   out.base_offset = info.first_offset;
   out.last_offset = info.last_offset;
   out.leader_epoch = leader_epoch_;
@@ -457,7 +500,51 @@ fetch_outcome partition::read(int64_t offset, uint32_t max_bytes, bool min_one_b
   if (offset >= limit) return out;  // nothing visible yet
   if (!log_->read(offset, max_bytes, limit, min_one_batch, &out.data)) {
     out.error = error_code::offset_out_of_range;
+    return out;
   }
+  if (iso == isolation::read_committed) {
+    out.aborted = storage::aborted_for_fetch(*log_, txn_index_, offset, out.data, limit);
+  }
+  return out;
+}
+
+marker_outcome partition::append_txn_marker(int64_t producer_id, int16_t producer_epoch,
+                                            bool commit, int32_t coordinator_epoch,
+                                            int64_t now_ms) {
+  marker_outcome out;
+  if (!is_leader()) {
+    out.error = error_code::not_leader_or_follower;
+    return out;
+  }
+  protocol::txn_marker marker;
+  marker.type = commit ? protocol::control_record_type::commit : protocol::control_record_type::abort;
+  marker.coordinator_epoch = coordinator_epoch;
+  switch (producer_state_.check_marker(producer_id, producer_epoch, marker)) {
+    case storage::marker_check::ok:
+      break;
+    case storage::marker_check::invalid_producer_epoch:
+      out.error = error_code::invalid_producer_epoch;
+      return out;
+    case storage::marker_check::coordinator_fenced:
+      out.error = error_code::transaction_coordinator_fenced;
+      return out;
+  }
+  std::vector<uint8_t> batch =
+      protocol::build_txn_marker_batch(producer_id, producer_epoch, marker, now_ms);
+  storage::append_info info;
+  const auto err = log_->append_as_leader(batch, leader_epoch_, now_ms, &info);
+  if (err != storage::append_error::none) {
+    out.error = to_error(err);
+    VLOG_ERROR(kLog) << tp_.str() << ": cannot append a transaction marker for producer "
+                     << producer_id;
+    return out;
+  }
+  producer_state_.apply_batches(batch, *log_, txn_index_);
+  out.offset = info.last_offset;
+  out.leader_epoch = leader_epoch_;
+  ++change_seq_;
+  notify_waiters();
+  maybe_advance_high_watermark();
   return out;
 }
 
@@ -466,6 +553,7 @@ error_code partition::delete_records(int64_t offset, int64_t* new_log_start) {
   if (offset == -1) offset = high_watermark_;
   if (offset < 0 || offset > high_watermark_) return error_code::offset_out_of_range;
   *new_log_start = log_->delete_records_before(offset);
+  txn_index_.sync_with_segments(*log_);
   return error_code::none;
 }
 
@@ -481,16 +569,18 @@ void partition::housekeeping(int64_t now_ms, bool retention_due) {
   if (retention_due && config_.log.delete_retention) {
     const int deleted = log_->enforce_retention(now_ms, high_watermark_);
     if (deleted > 0) {
+      txn_index_.sync_with_segments(*log_);
       VLOG_INFO(kLog) << tp_.str() << ": retention deleted " << deleted
                       << " segment(s); log start offset now " << log_->log_start_offset();
     }
   }
   if (config_.log.compact && config_.cleaner_enable) {
     // At most one cleaning pass per tick (storage/log_cleaner.h); it logs what it cleaned.
-    storage::maybe_clean(*log_, now_ms, high_watermark_);
+    if (storage::maybe_clean(*log_, now_ms, high_watermark_)) txn_index_.sync_with_segments(*log_);
   }
   // Kafka snapshots producer state when a segment rolls, bounding the replay on restart.
   if (log_->segment_count() != segments_at_last_snapshot_) {
+    txn_index_.flush();  // entries below a snapshot are never rebuilt
     producer_state_.take_snapshot(log_->log_end_offset());
     segments_at_last_snapshot_ = log_->segment_count();
   }
@@ -498,6 +588,7 @@ void partition::housekeeping(int64_t now_ms, bool retention_due) {
 
 void partition::close() {
   log_->flush();
+  txn_index_.flush();
   producer_state_.take_snapshot(log_->log_end_offset());
   log_->close();
 }

@@ -42,6 +42,7 @@
 #include "protocol/error_code.h"
 #include "storage/log.h"
 #include "storage/producer_state.h"
+#include "storage/txn_index.h"
 
 namespace varve::replication {
 
@@ -89,12 +90,23 @@ struct fetch_outcome {
   int64_t last_stable_offset = -1;
   int64_t log_start_offset = -1;
   storage::read_info data;
+  // read_committed only: the aborted transactions overlapping the returned batches
+  // (FetchResponse aborted_transactions); empty for read_uncommitted and follower fetches.
+  std::vector<storage::aborted_producer> aborted;
   uint64_t change_seq = 0;  // see partition::change_seq()
+};
+
+// Outcome of a transaction marker written by the leader (WriteTxnMarkers).
+struct marker_outcome {
+  protocol::error_code error = protocol::error_code::none;
+  int64_t offset = -1;        // of the marker batch; the coordinator waits for HW > it
+  int32_t leader_epoch = -1;  // the epoch it was appended in
 };
 
 class partition {
  public:
-  // Opens (recovering if needed) the log in `dir` and loads producer state.
+  // Opens (recovering if needed) the log in `dir`, loads the aborted-transaction index and
+  // producer state (the index first: producer_state rebuilds missing entries from the log).
   static std::unique_ptr<partition> open(topic_partition tp, const std::filesystem::path& dir,
                                          const partition_config& config, int32_t node_id,
                                          int64_t recovery_point, int64_t hw_checkpoint,
@@ -156,6 +168,34 @@ class partition {
   // with the original base offset and writes nothing.
   produce_outcome append(std::span<uint8_t> records, int16_t acks, int64_t now_ms);
 
+  // KIP-890 part 1: whether a transactional `records` batch would open a transaction here
+  // (no open transaction for its producer). If so, returns a guard the caller keeps while
+  // it asks the transaction coordinator whether this partition is in the producer's
+  // transaction, and then passes to append_verified(); 0 (kNoVerification) when none is needed: the caller
+  // must then append in the same task on this loop, before anything else can run here.
+  uint64_t start_verification(std::span<const uint8_t> records);
+  // Guard value for append_verified meaning "not verified": no KIP-890 check (append()).
+  static constexpr uint64_t kNoVerification = 0;
+  // append() for a batch verified with `guard` (0: none needed). A batch that needed
+  // verification and whose guard was voided meanwhile (a marker ended the transaction, the
+  // epoch changed) fails with INVALID_TXN_STATE: it would open a transaction nobody ends.
+  produce_outcome append_verified(std::span<uint8_t> records, int16_t acks, int64_t now_ms,
+                                  uint64_t guard);
+
+  // TxnOffsetCommit (group coordinator, leader of the group's __consumer_offsets
+  // partition): appends a transactional batch without sequence numbers (base_sequence -1)
+  // for the producer; only its epoch is checked. The offsets stay pending until the marker.
+  produce_outcome append_txn_offsets(std::span<uint8_t> records, int64_t now_ms);
+
+  // WriteTxnMarkers on the leader: checks the marker against producer state
+  // (INVALID_PRODUCER_EPOCH for an older producer epoch, TRANSACTION_COORDINATOR_FENCED for
+  // an older coordinator epoch), appends a COMMIT/ABORT control batch and closes the
+  // producer's transaction (an ABORT goes to the aborted-transaction index). Other errors:
+  // NOT_LEADER_OR_FOLLOWER, the log's append errors. The caller waits for the HW to pass
+  // `offset` (acks_all_status) before reporting the marker written.
+  marker_outcome append_txn_marker(int64_t producer_id, int16_t producer_epoch, bool commit,
+                                   int32_t coordinator_epoch, int64_t now_ms);
+
   // Fetch from a consumer: whole batches from `offset`, bounded by HW (read_uncommitted)
   // or LSO (read_committed). `current_leader_epoch` (-1 = not given) is checked against
   // ours (KIP-320): older → FENCED_LEADER_EPOCH, newer → UNKNOWN_LEADER_EPOCH.
@@ -167,7 +207,13 @@ class partition {
   int64_t log_start_offset() const { return log_->log_start_offset(); }
   int64_t log_end_offset() const { return log_->log_end_offset(); }
   int64_t high_watermark() const { return high_watermark_; }
-  int64_t last_stable_offset() const { return high_watermark_; }
+  // The read_committed limit: below every transaction still open or whose marker the HW
+  // has not passed; never above the HW.
+  int64_t last_stable_offset() const {
+    return producer_state_.last_stable_offset(high_watermark_, log_->log_start_offset());
+  }
+  const storage::producer_state& producers() const { return producer_state_; }
+  const storage::txn_index& aborted_index() const { return txn_index_; }
   const storage::log& log() const { return *log_; }
   storage::log& log() { return *log_; }
   // Bytes and records appended by produce requests (and coordinator writes) since this
@@ -197,6 +243,8 @@ class partition {
             partition_config config);
   // Leader: HW = min LEO over the maximal ISR, never backwards. Notifies on change.
   void maybe_advance_high_watermark();
+  produce_outcome append_impl(std::span<uint8_t> records, int16_t acks, int64_t now_ms,
+                              uint64_t guard, bool from_coordinator);
   void set_high_watermark(int64_t hw);
   void maybe_expand_isr(int32_t replica_id);
   void propose_isr(std::vector<int32_t> new_isr);
@@ -214,6 +262,7 @@ class partition {
   int32_t node_id_;
   std::unique_ptr<storage::log> log_;
   storage::producer_state producer_state_;
+  storage::txn_index txn_index_;
   partition_config config_;
   int32_t leader_ = -1;
   int32_t leader_epoch_ = -1;

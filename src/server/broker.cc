@@ -8,6 +8,7 @@
 #include "config/topic_config.h"
 #include "cluster/zk_store.h"
 #include "coordinator/offsets_format.h"
+#include "coordinator/txn_log_format.h"
 #include "server/cluster_link.h"
 #include "server/dispatcher.h"
 
@@ -199,6 +200,10 @@ bool broker::start(std::string* error) {
           fetchers_->add(tp, leader, epoch);
         },
         [this, s](const replication::topic_partition& tp, bool leader) {
+          if (tp.topic == coordinator::kTransactionStateTopic && s < txn_wirings_.size()) {
+            txn_wirings_[s]->on_leadership(tp.partition, leader);
+            return;
+          }
           if (tp.topic != coordinator::kOffsetsTopic || s >= group_coordinators_.size()) return;
           auto& gc = *group_coordinators_[s];
           if (leader) {
@@ -245,6 +250,21 @@ bool broker::start(std::string* error) {
               .count();
         }));
     asio::post(shards_.loop(s), [this, s] { group_coordinators_[s]->start(shards_.loop(s)); });
+  }
+  // One transaction coordinator per shard, for the __transaction_state partitions it leads
+  // (loaded when leadership arrives, like the group coordinators).
+  coordinator::txn_coordinator_options topts;
+  topts.transaction_max_timeout_ms = config_.get_int("transaction.max.timeout.ms");
+  topts.transactional_id_expiration_ms = config_.get_int("transactional.id.expiration.ms");
+  topts.abort_timed_out_transaction_cleanup_interval_ms =
+      config_.get_int("transaction.abort.timed.out.transaction.cleanup.interval.ms");
+  topts.remove_expired_transactional_ids_interval_ms =
+      config_.get_int("transaction.remove.expired.transaction.cleanup.interval.ms");
+  topts.transaction_state_num_partitions = config_.get_int("transaction.state.log.num.partitions");
+  topts.offsets_topic_num_partitions = config_.get_int("offsets.topic.num.partitions");
+  for (unsigned s = 0; s < shards_.count(); ++s) {
+    txn_wirings_.push_back(std::make_unique<txn_wiring>(*this, s, topts));
+    asio::post(shards_.loop(s), [this, s] { txn_wirings_[s]->start(); });
   }
 
   try {
@@ -474,6 +494,7 @@ void broker::shutdown() {
         for (unsigned s = 0; s < shards_.count(); ++s) {
           auto op = shards_.invoke_on(s, [this, s] {
             group_coordinators_[s]->stop();
+            txn_wirings_[s]->stop();
             replica_managers_[s]->close_all();
           });
           co_await std::move(op);

@@ -21,6 +21,7 @@
 #include "net/server.h"
 #include "replication/replica_fetcher.h"
 #include "replication/replica_manager.h"
+#include "server/txn_wiring.h"
 
 namespace varve::cluster {
 class zk_store;
@@ -50,6 +51,9 @@ class broker {
   // The consumer group coordinator of `shard` (owns the groups of that shard's
   // __consumer_offsets partitions); use it on that shard's loop only.
   coordinator::group_coordinator& groups(unsigned shard) { return *group_coordinators_[shard]; }
+  // The transaction coordinator of `shard` (owns the transactional ids of that shard's
+  // __transaction_state partitions); use it on that shard's loop only.
+  coordinator::txn_coordinator& txns(unsigned shard) { return txn_wirings_[shard]->coordinator(); }
   unsigned shard_of(const replication::topic_partition& tp) const;
 
   // Runs `fn(controller&)` on the controller loop, then makes every shard apply the
@@ -116,6 +120,7 @@ class broker {
   std::unique_ptr<replication::replica_fetcher_manager> fetchers_;
   std::vector<std::unique_ptr<replication::replica_manager>> replica_managers_;
   std::vector<std::unique_ptr<coordinator::group_coordinator>> group_coordinators_;
+  std::vector<std::unique_ptr<txn_wiring>> txn_wirings_;
   std::unique_ptr<net::server> server_;
   std::vector<std::unique_ptr<metrics::shard_probe>> probes_;
   metrics::broker_sources metrics_sources_;

@@ -106,6 +106,21 @@ constexpr api_entry kApis[] = {
         "DescribeGroups"),
     entry<delete_groups_request, delete_groups_response, h::delete_groups>("DeleteGroups"),
     entry<offset_delete_request, offset_delete_response, h::offset_delete>("OffsetDelete"),
+    entry<write_txn_markers_request, write_txn_markers_response, h::write_txn_markers>(
+        "WriteTxnMarkers"),
+    entry<txn_offset_commit_request, txn_offset_commit_response, h::txn_offset_commit>(
+        "TxnOffsetCommit"),
+    entry<add_partitions_to_txn_request, add_partitions_to_txn_response,
+          h::add_partitions_to_txn>("AddPartitionsToTxn"),
+    entry<add_offsets_to_txn_request, add_offsets_to_txn_response, h::add_offsets_to_txn>(
+        "AddOffsetsToTxn"),
+    entry<end_txn_request, end_txn_response, h::end_txn>("EndTxn"),
+    entry<list_transactions_request, list_transactions_response, h::list_transactions>(
+        "ListTransactions"),
+    entry<describe_transactions_request, describe_transactions_response,
+          h::describe_transactions>("DescribeTransactions"),
+    entry<describe_producers_request, describe_producers_response, h::describe_producers>(
+        "DescribeProducers"),
 };
 
 const api_entry* find_api(int16_t key) {

@@ -20,7 +20,9 @@ admin listener) and checks, in order:
     sum(varve_under_replicated_partitions) equals the number of partitions (of every topic,
     __consumer_offsets included) that have the dead broker as a replica,
     sum(varve_isr_shrinks_total) increased, and the active controller's
-    varve_leader_elections_total increased (the dead broker led something).
+    varve_leader_elections_total increased (the dead broker led something);
+    sum(varve_at_min_isr_partitions) == 6 (ISR 2 = min.insync.replicas),
+    varve_under_min_isr_partitions and varve_offline_partitions 0.
  4. restart: within a bound, the metadata shows a full ISR everywhere,
     varve_under_replicated_partitions is 0 on every broker and sum(varve_isr_expands_total)
     over the brokers that stayed up increased.
@@ -404,9 +406,18 @@ def run(victim_kind):
             # partition that has the dead broker as a replica is under-replicated on its leader.
             stale = sorted(tp for tp, (l, _, isr) in md.items() if l < 0 or l == victim or victim in isr)
             want_urp = sum(1 for _, reps, _ in md.values() if victim in reps)
+            # The topic's partitions now have ISR 2 = min.insync.replicas: at, not under, the
+            # minimum (__consumer_offsets has the default min.insync.replicas=1).
+            at_min = {i: v.value("varve_at_min_isr_partitions") for i, v in s.items()}
+            under_min = {i: v.value("varve_under_min_isr_partitions") for i, v in s.items()}
+            offline = {i: v.value("varve_offline_partitions") for i, v in s.items()}
             good = (bool(md) and not stale and sum(urp.values()) == want_urp
-                    and shrinks > shrinks0 and elections > was)
-            return good, (f"under_replicated {urp} (want sum {want_urp}: partitions with replica "
+                    and shrinks > shrinks0 and elections > was
+                    and sum(at_min.values()) == PARTITIONS and sum(under_min.values()) == 0
+                    and sum(offline.values()) == 0)
+            return good, (f"at_min_isr {at_min} (want sum {PARTITIONS}), under_min_isr "
+                          f"{under_min} (want 0), offline {offline} (want 0), "
+                          f"under_replicated {urp} (want sum {want_urp}: partitions with replica "
                           f"{victim}), isr_shrinks {shrinks:.0f} (was {shrinks0:.0f}), active "
                           f"controller(s) {active}: leader_elections {elections:.0f} (was "
                           f"{was:.0f}), "

@@ -534,20 +534,6 @@ asio::awaitable<void> describe_cluster(request_context& ctx, describe_cluster_re
   co_return;
 }
 
-asio::awaitable<void> init_producer_id(request_context& ctx, init_producer_id_request& req,
-                                       init_producer_id_response& resp) {
-  if (req.transactional_id && !req.transactional_id->empty()) {
-    // Transactions need the transaction coordinator (not in this build).
-    resp.error_code = to_wire(error_code::coordinator_not_available);
-    resp.producer_id = -1;
-    resp.producer_epoch = -1;
-    co_return;
-  }
-  // Idempotent producer: a fresh producer id with epoch 0, as Kafka does — also when the
-  // client asks to bump an existing id (KIP-360), since a new id fences nothing here.
-  auto op = ctx.b.shards().invoke_on(0, [&ctx] { return ctx.b.allocate_producer_id_on_controller_loop(); });
-  resp.producer_id = co_await std::move(op);
-  resp.producer_epoch = 0;
-}
+// InitProducerId is in txn.cc (the transaction coordinator answers transactional ids).
 
 }  // namespace varve::server::handlers

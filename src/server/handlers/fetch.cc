@@ -1,5 +1,6 @@
 // Fetch (consumer side): whole record batches served as file regions (sendfile), bounded
-// by the high watermark (read_uncommitted) or the last stable offset (read_committed).
+// by the high watermark (read_uncommitted) or the last stable offset (read_committed); a
+// read_committed answer lists the aborted transactions overlapping the returned batches.
 //
 // Long poll: if fewer than min_bytes are available, the request waits until an append
 // moves the high watermark of one of its partitions or max_wait_ms passes, then reads
@@ -173,6 +174,15 @@ asio::awaitable<void> fetch(request_context& ctx, fetch_request& req, fetch_resp
       }
       pr.record_set = records::empty();
       for (auto& region : out.data.regions) pr.record_set.append(std::move(region));
+      if (iso == replication::isolation::read_committed && replica_id < 0) {
+        // The consumer drops these producers' records from the returned batches.
+        auto& aborted = pr.aborted_transactions.emplace();
+        for (const auto& a : out.aborted) {
+          auto& e = aborted.emplace_back();
+          e.producer_id = a.producer_id;
+          e.first_offset = a.first_offset;
+        }
+      }
       total += static_cast<int64_t>(out.data.size_bytes);
     }
     if (total >= req.min_bytes || any_error || req.max_wait_ms <= 0 ||

@@ -5,6 +5,7 @@
 // handler runs the group's work there (docs/groups.md).
 #include <algorithm>
 #include <cctype>
+#include <set>
 
 #include "common/log.h"
 #include "coordinator/group_coordinator.h"
@@ -154,14 +155,9 @@ bool start_coordinator_entry(const find_coordinator_request& req, const std::str
   c.error_message = std::nullopt;
   c.node_id = -1;
   c.port = -1;
-  if (req.key_type == kKeyTypeGroup) return true;
-  if (req.key_type == kKeyTypeTransaction) {
-    c.error_code = to_wire(error_code::coordinator_not_available);
-    c.error_message = "transactions are not supported by this broker yet";
-  } else {
-    c.error_code = to_wire(error_code::invalid_request);
-    c.error_message = "unknown coordinator key type " + std::to_string(req.key_type);
-  }
+  if (req.key_type == kKeyTypeGroup || req.key_type == kKeyTypeTransaction) return true;
+  c.error_code = to_wire(error_code::invalid_request);
+  c.error_message = "unknown coordinator key type " + std::to_string(req.key_type);
   return false;
 }
 
@@ -344,26 +340,38 @@ void add_delete_result(const std::string& group_id, error_code e, delete_groups_
 struct fetched_group {
   error_code error = error_code::none;
   std::vector<std::pair<coordinator::topic_partition, coordinator::committed_offset>> offsets;
+  // require_stable: partitions with offsets of an unfinished transaction
+  // (UNSTABLE_OFFSET_COMMIT, offset -1).
+  std::set<coordinator::topic_partition> unstable;
 };
 
 fetched_group fetch_on_shard(group_coordinator& c, int32_t p, const std::string& group_id,
-                             const std::optional<std::vector<coordinator::topic_partition>>& parts) {
+                             const std::optional<std::vector<coordinator::topic_partition>>& parts,
+                             bool require_stable) {
   fetched_group f;
   f.error = c.check_partition(p);
-  if (f.error == error_code::none) f.offsets = c.fetch_offsets(p, group_id, parts);
+  if (f.error != error_code::none) return f;
+  f.offsets = c.fetch_offsets(p, group_id, parts);
+  if (require_stable && parts) {
+    for (const auto& tp : *parts) {
+      if (c.has_pending_txn_offset(group_id, tp)) f.unstable.insert(tp);
+    }
+  }
   return f;
 }
 
 asio::awaitable<fetched_group> fetch_group_offsets(
     request_context& ctx, const std::string& group_id,
-    const std::optional<std::vector<coordinator::topic_partition>>& partitions) {
+    const std::optional<std::vector<coordinator::topic_partition>>& partitions,
+    bool require_stable) {
   const group_route route = route_group(ctx, group_id);
   fetched_group f;
   f.error = route.error;
   if (route.error != error_code::none) co_return f;
-  f = co_await on_group(ctx, route, [&group_id, &partitions](group_coordinator& c, int32_t p) {
-    return fetch_on_shard(c, p, group_id, partitions);
-  });
+  f = co_await on_group(ctx, route,
+                        [&group_id, &partitions, require_stable](group_coordinator& c, int32_t p) {
+                          return fetch_on_shard(c, p, group_id, partitions, require_stable);
+                        });
   co_return f;
 }
 
@@ -382,6 +390,12 @@ void fill_topics(std::vector<Topic>& topics, const fetched_group& f) {
     pr.committed_offset = v.offset;
     pr.committed_leader_epoch = v.leader_epoch;
     pr.metadata = v.metadata;
+    if (f.unstable.count(tp)) {
+      pr.error_code = to_wire(error_code::unstable_offset_commit);
+      pr.committed_offset = -1;
+      pr.committed_leader_epoch = -1;
+      pr.metadata = "";
+    }
   }
 }
 
@@ -524,6 +538,12 @@ asio::awaitable<void> find_coordinator(request_context& ctx, find_coordinator_re
   for (const auto& key : keys) {
     auto& c = resp.coordinators.emplace_back();
     if (!start_coordinator_entry(req, key, c)) continue;
+    if (req.key_type == kKeyTypeTransaction) {
+      // The leader of the id's __transaction_state partition (txn.cc).
+      auto op = find_txn_coordinator(ctx, key, &c.node_id, &c.host, &c.port);
+      c.error_code = to_wire(co_await std::move(op));
+      continue;
+    }
     const error_code e = co_await ensure_offsets_topic(ctx);
     finish_coordinator_entry(ctx, e, c);
   }
@@ -615,7 +635,8 @@ asio::awaitable<void> offset_fetch_groups(request_context& ctx, offset_fetch_req
                                           offset_fetch_response& resp) {
   for (const auto& g : req.groups) {
     const auto partitions = requested_partitions(g.topics);
-    const fetched_group f = co_await fetch_group_offsets(ctx, g.group_id, partitions);
+    const fetched_group f =
+        co_await fetch_group_offsets(ctx, g.group_id, partitions, req.require_stable);
     fill_fetch_group(f, g.group_id, resp);
   }
 }
@@ -623,14 +644,14 @@ asio::awaitable<void> offset_fetch_groups(request_context& ctx, offset_fetch_req
 asio::awaitable<void> offset_fetch_single(request_context& ctx, offset_fetch_request& req,
                                           offset_fetch_response& resp) {
   const auto partitions = requested_partitions(req.topics);
-  fetched_group f = co_await fetch_group_offsets(ctx, req.group_id, partitions);
+  fetched_group f = co_await fetch_group_offsets(ctx, req.group_id, partitions,
+                                                 ctx.version >= 7 && req.require_stable);
   fill_fetch_single(ctx, partitions, f, resp);
 }
 }  // namespace
 
-// require_stable (v7+) asks for UNSTABLE_OFFSET_COMMIT while a transaction has pending
-// offsets for a partition. Without transactions (no TxnOffsetCommit yet) no offset is ever
-// pending, so the committed offsets are always stable and are returned as they are.
+// require_stable (v7+) asks for UNSTABLE_OFFSET_COMMIT (offset -1) on each requested
+// partition for which a transaction has offsets waiting for its marker (TxnOffsetCommit).
 asio::awaitable<void> offset_fetch(request_context& ctx, offset_fetch_request& req,
                                    offset_fetch_response& resp) {
   const bool multi_group = ctx.version >= 8;

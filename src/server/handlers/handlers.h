@@ -4,6 +4,7 @@
 // response. Each handler is `asio::awaitable<void> handle(request_context&, Req&, Resp&)`.
 #include <asio.hpp>
 
+#include "protocol/error_code.h"
 #include "protocol/messages.h"
 #include "server/dispatcher.h"
 
@@ -65,5 +66,27 @@ asio::awaitable<void> delete_groups(request_context&, delete_groups_request&,
                                     delete_groups_response&);
 asio::awaitable<void> offset_delete(request_context&, offset_delete_request&,
                                     offset_delete_response&);
+
+// Transactions (txn.cc).
+asio::awaitable<void> add_partitions_to_txn(request_context&, add_partitions_to_txn_request&,
+                                            add_partitions_to_txn_response&);
+asio::awaitable<void> add_offsets_to_txn(request_context&, add_offsets_to_txn_request&,
+                                         add_offsets_to_txn_response&);
+asio::awaitable<void> end_txn(request_context&, end_txn_request&, end_txn_response&);
+asio::awaitable<void> list_transactions(request_context&, list_transactions_request&,
+                                        list_transactions_response&);
+asio::awaitable<void> describe_transactions(request_context&, describe_transactions_request&,
+                                            describe_transactions_response&);
+asio::awaitable<void> describe_producers(request_context&, describe_producers_request&,
+                                         describe_producers_response&);
+// FindCoordinator key type 1: creates __transaction_state on first use and answers the
+// leader of the id's partition (group.cc's find_coordinator calls it).
+asio::awaitable<protocol::error_code> find_txn_coordinator(request_context&, const std::string& key,
+                                                 int32_t* node_id, std::string* host,
+                                                 int32_t* port);
+asio::awaitable<void> write_txn_markers(request_context&, write_txn_markers_request&,
+                                        write_txn_markers_response&);
+asio::awaitable<void> txn_offset_commit(request_context&, txn_offset_commit_request&,
+                                        txn_offset_commit_response&);
 
 }  // namespace varve::server::handlers

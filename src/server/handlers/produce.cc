@@ -26,11 +26,6 @@ bool check_partition(const produce_request& req, const cluster::topic_metadata* 
     pr.error_code = to_wire(error_code::invalid_required_acks);
     return false;
   }
-  if (req.transactional_id) {
-    pr.error_code = to_wire(error_code::transactional_id_authorization_failed);
-    pr.error_message = "transactions are not supported by this broker yet";
-    return false;
-  }
   if (!tmeta || pd.index < 0 || pd.index >= static_cast<int32_t>(tmeta->partitions.size())) {
     pr.error_code = to_wire(error_code::unknown_topic_or_partition);
     return false;

@@ -1,0 +1,427 @@
+#include "server/txn_wiring.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+
+#include "common/log.h"
+#include "coordinator/offsets_format.h"
+#include "coordinator/txn_log_format.h"
+#include "net/blocking_client.h"
+#include "protocol/messages.h"
+#include "protocol/record_batch.h"
+#include "server/broker.h"
+
+namespace varve::server {
+namespace {
+using protocol::error_code;
+constexpr std::string_view kLog = "txn";
+constexpr uint32_t kLoadReadBytes = 1 << 20;
+constexpr int kSenderTimeoutMs = 10000;
+constexpr size_t kProducerIdBlock = 16;  // ids fetched from the controller at a time
+constexpr size_t kProducerIdLowWater = 4;
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool pread_all(int fd, uint8_t* out, size_t size, uint64_t position) {
+  size_t done = 0;
+  while (done < size) {
+    const ssize_t n = ::pread(fd, out + done, size - done, static_cast<off_t>(position + done));
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Shared by a high-watermark wait's timer and the partition's waiter; lives on one loop.
+struct hw_wait {
+  hw_wait(asio::io_context& loop) : timer(loop) {}
+  asio::steady_timer timer;
+  broker* b = nullptr;
+  unsigned shard = 0;
+  replication::topic_partition tp;
+  int64_t required = 0;
+  int32_t epoch = -1;
+  bool finished = false;
+  std::function<void(error_code)> fn;
+};
+
+void finish_wait(const std::shared_ptr<hw_wait>& w, error_code e) {
+  if (w->finished) return;
+  w->finished = true;
+  w->timer.cancel();
+  auto fn = std::move(w->fn);
+  fn(e);
+}
+
+void check_wait(const std::shared_ptr<hw_wait>& w) {
+  if (w->finished) return;
+  replication::partition* p = w->b->replicas(w->shard).get(w->tp);
+  if (!p) return finish_wait(w, error_code::not_leader_or_follower);
+  bool done = false;
+  const error_code e = p->acks_all_status(w->required, w->epoch, &done);
+  if (done) return finish_wait(w, e);
+  std::weak_ptr<hw_wait> weak = w;
+  p->add_waiter(weak, [weak] {
+    if (auto s = weak.lock()) check_wait(s);
+  });
+}
+
+// Aggregates the partitions of one marker request; lives on the coordinator's loop.
+struct marker_job {
+  size_t remaining = 0;
+  error_code error = error_code::none;
+  coordinator::txn_coordinator::done_fn done;
+  void finish_one(error_code e) {
+    if (e != error_code::none && error == error_code::none) error = e;
+    if (--remaining == 0) std::exchange(done, nullptr)(error);
+  }
+};
+
+// Marker outcomes that mean the marker is not needed any more (a newer producer epoch or
+// coordinator wrote there, or the partition is gone): not retried.
+error_code settle_marker_error(error_code e, const replication::topic_partition& tp) {
+  switch (e) {
+    case error_code::invalid_producer_epoch:
+    case error_code::transaction_coordinator_fenced:
+      VLOG_WARN(kLog) << "marker for " << tp.str() << " superseded ("
+                      << protocol::error_name(e) << "); not retried";
+      return error_code::none;
+    default:
+      return e;
+  }
+}
+}  // namespace
+
+void txn_wiring::wait_for_high_watermark(broker& b, unsigned shard, replication::topic_partition tp,
+                                         int64_t required_offset, int32_t epoch,
+                                         int64_t timeout_ms, std::function<void(error_code)> fn) {
+  auto w = std::make_shared<hw_wait>(b.shards().loop(shard));
+  w->b = &b;
+  w->shard = shard;
+  w->tp = std::move(tp);
+  w->required = required_offset;
+  w->epoch = epoch;
+  w->fn = std::move(fn);
+  w->timer.expires_after(std::chrono::milliseconds(timeout_ms));
+  w->timer.async_wait([w](const asio::error_code&) {
+    // Fires on timeout or cancel; a finished wait ignores it. The handler keeps `w` alive.
+    finish_wait(w, error_code::request_timed_out);
+  });
+  check_wait(w);
+}
+
+txn_wiring::txn_wiring(broker& b, unsigned shard, coordinator::txn_coordinator_options options)
+    : b_(b), shard_(shard) {
+  coord_ = std::make_unique<coordinator::txn_coordinator>(
+      options,
+      [this](int32_t p, std::vector<coordinator::txn_log_entry> records, done_fn done) {
+        append(p, std::move(records), std::move(done));
+      },
+      [this](coordinator::txn_marker_request request, done_fn done) {
+        write_markers(std::move(request), std::move(done));
+      },
+      [this] { return allocate_producer_id(); }, [] { return wall_ms(); });
+  sender_ = std::thread([this] { sender_loop(); });
+}
+
+txn_wiring::~txn_wiring() {
+  *alive_ = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (sender_.joinable()) sender_.join();
+}
+
+void txn_wiring::start() {
+  coord_->start(b_.shards().loop(shard_));
+  refill_producer_ids();
+}
+
+void txn_wiring::stop() {
+  coord_->stop();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    jobs_.clear();
+  }
+  cv_.notify_all();
+  if (sender_.joinable()) sender_.join();
+}
+
+void txn_wiring::send(std::function<void()> job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    jobs_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+}
+
+void txn_wiring::sender_loop() {
+  for (;;) {
+    std::function<void()> job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      if (stopping_) return;
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    job();
+  }
+}
+
+// ---------------------------------------------------------------- producer ids
+
+std::optional<int64_t> txn_wiring::allocate_producer_id() {
+  if (producer_ids_.size() <= kProducerIdLowWater) refill_producer_ids();
+  if (producer_ids_.empty()) return std::nullopt;
+  const int64_t id = producer_ids_.front();
+  producer_ids_.pop_front();
+  return id;
+}
+
+void txn_wiring::refill_producer_ids() {
+  if (refilling_) return;
+  refilling_ = true;
+  auto alive = alive_;
+  asio::post(b_.shards().loop(0), [this, alive] {
+    std::vector<int64_t> ids;
+    try {
+      for (size_t i = 0; i < kProducerIdBlock; ++i) {
+        ids.push_back(b_.allocate_producer_id_on_controller_loop());
+      }
+    } catch (const std::exception& e) {
+      VLOG_WARN(kLog) << "cannot allocate producer ids: " << e.what();
+    }
+    asio::post(b_.shards().loop(shard_), [this, alive, ids = std::move(ids)] {
+      if (!*alive) return;
+      refilling_ = false;
+      producer_ids_.insert(producer_ids_.end(), ids.begin(), ids.end());
+    });
+  });
+}
+
+// ---------------------------------------------------------------- __transaction_state
+
+void txn_wiring::append(int32_t p, std::vector<coordinator::txn_log_entry> records,
+                        done_fn done) {
+  const replication::topic_partition tp{std::string(coordinator::kTransactionStateTopic), p};
+  replication::partition* part = b_.replicas(shard_).get(tp);
+  if (!part || !part->is_leader()) return done(error_code::not_leader_or_follower);
+  const int64_t now = wall_ms();
+  std::vector<protocol::record> out;
+  for (auto& r : records) {
+    protocol::record rec;
+    rec.timestamp = now;
+    rec.key = std::move(r.key);
+    rec.value = std::move(r.value);
+    out.push_back(std::move(rec));
+  }
+  std::vector<uint8_t> batch = protocol::build_batch(out, protocol::batch_builder_options{});
+  auto result = part->append(std::span<uint8_t>(batch), -1, now);
+  if (result.error != error_code::none) {
+    VLOG_WARN(kLog) << "append to " << tp.str() << " failed: "
+                    << protocol::error_name(result.error) << " " << result.error_message;
+    return done(result.error);
+  }
+  wait_for_high_watermark(b_, shard_, tp, result.last_offset + 1, result.leader_epoch,
+                          kAppendTimeoutMs, std::move(done));
+}
+
+bool txn_wiring::load(int32_t p, std::string* error) {
+  const replication::topic_partition tp{std::string(coordinator::kTransactionStateTopic), p};
+  replication::partition* part = b_.replicas(shard_).get(tp);
+  if (!part || !part->is_leader()) {
+    *error = "not the leader";
+    return false;
+  }
+  int64_t offset = part->log_start_offset();
+  const int64_t end = part->high_watermark();
+  std::vector<uint8_t> buf;
+  std::vector<protocol::record> decoded;
+  size_t records = 0;
+  while (offset < end) {
+    storage::read_info info;
+    if (!part->log().read(offset, kLoadReadBytes, end, true, &info)) {
+      *error = "cannot read offset " + std::to_string(offset);
+      return false;
+    }
+    if (info.regions.empty()) break;
+    const int64_t before = offset;
+    for (const auto& region : info.regions) {
+      buf.resize(region.size);
+      if (!pread_all(region.file->fd(), buf.data(), region.size, region.position)) {
+        *error = "read error at offset " + std::to_string(offset);
+        return false;
+      }
+      size_t pos = 0;
+      while (pos + protocol::kRecordBatchHeaderSize <= buf.size()) {
+        auto hdr = protocol::parse_batch_header(std::span(buf).subspan(pos));
+        if (!hdr || hdr->total_size() > buf.size() - pos) break;
+        const auto batch = std::span<const uint8_t>(buf).subspan(pos, hdr->total_size());
+        pos += hdr->total_size();
+        if (hdr->last_offset() < offset) continue;
+        offset = hdr->last_offset() + 1;
+        if (hdr->is_control()) continue;
+        decoded.clear();
+        if (!protocol::decode_records(batch, &decoded)) {
+          *error = "undecodable batch at offset " + std::to_string(hdr->base_offset);
+          return false;
+        }
+        for (const auto& r : decoded) {
+          if (!r.key) continue;
+          std::optional<std::span<const uint8_t>> value;
+          if (r.value) value = std::span<const uint8_t>(*r.value);
+          coord_->replay(p, *r.key, value);
+          ++records;
+        }
+      }
+    }
+    if (offset == before) break;
+  }
+  VLOG_INFO(kLog) << "loaded " << tp.str() << ": " << records << " record(s) up to offset "
+                  << offset;
+  return true;
+}
+
+void txn_wiring::on_leadership(int32_t p, bool leader) {
+  if (!leader) {
+    coord_->unload(p);
+    return;
+  }
+  const replication::topic_partition tp{std::string(coordinator::kTransactionStateTopic), p};
+  replication::partition* part = b_.replicas(shard_).get(tp);
+  if (!part) return;
+  const int32_t epoch = part->leader_epoch();
+  coord_->begin_loading(p, epoch);
+  // Load once the HW covers the log (a new leader's HW moves when its followers fetch):
+  // wait for it, then read; a leader change meanwhile starts over from its own hook.
+  auto alive = alive_;
+  auto load_now = [this, alive, p, epoch](error_code) {
+    if (!*alive) return;
+    const replication::topic_partition tp{std::string(coordinator::kTransactionStateTopic), p};
+    replication::partition* part = b_.replicas(shard_).get(tp);
+    if (!part || !part->is_leader() || part->leader_epoch() != epoch) return;
+    std::string why;
+    if (!load(p, &why)) {
+      VLOG_ERROR(kLog) << "cannot load " << tp.str() << ": " << why;
+      coord_->unload(p);
+      return;
+    }
+    coord_->complete_loading(p);
+  };
+  wait_for_high_watermark(b_, shard_, tp, part->log_end_offset(), epoch, kAppendTimeoutMs,
+                          std::move(load_now));
+  refill_producer_ids();
+}
+
+// ---------------------------------------------------------------- markers
+
+void txn_wiring::write_markers(coordinator::txn_marker_request request, done_fn done) {
+  auto md = b_.metadata();
+  auto job = std::make_shared<marker_job>();
+  job->done = std::move(done);
+  job->remaining = 1;  // released at the end, so completions inside the loop cannot finish it
+  std::map<int32_t, std::vector<replication::topic_partition>> remote;
+  auto alive = alive_;
+  for (const auto& tp_in : request.partitions) {
+    const replication::topic_partition tp{tp_in.topic, tp_in.partition};
+    auto t = md->find(tp.topic);
+    if (!t || tp.partition < 0 || tp.partition >= static_cast<int32_t>(t->partitions.size())) {
+      continue;  // topic deleted: nothing to mark
+    }
+    const int32_t leader = t->partitions[tp.partition].leader;
+    if (leader < 0) {
+      job->error = error_code::not_leader_or_follower;
+      continue;
+    }
+    if (leader != b_.node_id()) {
+      remote[leader].push_back(tp);
+      continue;
+    }
+    ++job->remaining;
+    const unsigned target = b_.shard_of(tp);
+    const unsigned home = shard_;
+    broker* b = &b_;
+    auto reply = [b, home, job, alive, tp](error_code e) {
+      asio::post(b->shards().loop(home), [job, alive, tp, e] {
+        if (*alive) job->finish_one(settle_marker_error(e, tp));
+      });
+    };
+    asio::post(b_.shards().loop(target), [b, target, tp, request, reply] {
+      replication::partition* part = b->replicas(target).get(tp);
+      if (!part) return reply(error_code::not_leader_or_follower);
+      auto out = part->append_txn_marker(request.producer_id, request.producer_epoch,
+                                         request.commit, request.coordinator_epoch, wall_ms());
+      if (out.error != error_code::none) return reply(out.error);
+      if (tp.topic == coordinator::kOffsetsTopic) {
+        b->groups(target).complete_txn(tp.partition, request.producer_id, request.commit);
+      }
+      wait_for_high_watermark(*b, target, tp, out.offset + 1, out.leader_epoch,
+                              kAppendTimeoutMs, reply);
+    });
+  }
+  for (auto& [leader, tps] : remote) {
+    ++job->remaining;
+    protocol::write_txn_markers_request req;
+    auto& m = req.markers.emplace_back();
+    m.producer_id = request.producer_id;
+    m.producer_epoch = request.producer_epoch;
+    m.transaction_result = request.commit;
+    m.coordinator_epoch = request.coordinator_epoch;
+    for (const auto& tp : tps) {
+      auto it = std::find_if(m.topics.begin(), m.topics.end(),
+                             [&](const auto& t) { return t.name == tp.topic; });
+      if (it == m.topics.end()) {
+        m.topics.emplace_back().name = tp.topic;
+        it = m.topics.end() - 1;
+      }
+      it->partition_indexes.push_back(tp.partition);
+    }
+    std::optional<cluster::broker_endpoint> ep;
+    for (const auto& be : md->brokers) {
+      if (be.id == leader) ep = be;
+    }
+    const unsigned home = shard_;
+    broker* b = &b_;
+    send([b, home, job, alive, ep, req = std::move(req), leader] {
+      error_code e = error_code::none;
+      std::string error;
+      std::unique_ptr<net::broker_connection> conn;
+      protocol::write_txn_markers_response resp;
+      if (!ep) {
+        e = error_code::not_leader_or_follower;
+      } else if (!(conn = net::broker_connection::open(ep->host, ep->port, kSenderTimeoutMs,
+                                                       &error, "varve-txn-markers")) ||
+                 !conn->call(req, &resp, &error)) {
+        VLOG_WARN(kLog) << "WriteTxnMarkers to broker " << leader << " failed: " << error;
+        e = error_code::network_exception;
+      } else {
+        for (const auto& mr : resp.markers) {
+          for (const auto& t : mr.topics) {
+            for (const auto& p : t.partitions) {
+              const error_code pe = settle_marker_error(static_cast<error_code>(p.error_code),
+                                                        {t.name, p.partition_index});
+              if (pe != error_code::none && e == error_code::none) e = pe;
+            }
+          }
+        }
+      }
+      asio::post(b->shards().loop(home), [job, alive, e] {
+        if (*alive) job->finish_one(e);
+      });
+    });
+  }
+  job->finish_one(error_code::none);
+}
+
+}  // namespace varve::server
