@@ -31,6 +31,7 @@
 // Threading: every method must be called on the controller loop (shard 0). ZooKeeper
 // watches arrive on the client's thread and are posted to that loop by the caller-supplied
 // `post` function.
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -109,11 +110,11 @@ struct alter_partition_result {
   partition_state state;  // the state now in force (valid when error is NONE)
 };
 
-// Counters for metrics (read on the controller loop).
+// Counters for metrics: written on the controller loop, read by scrapes on any loop.
 struct controller_stats {
-  int64_t leader_elections = 0;
-  int64_t unclean_leader_elections = 0;
-  int64_t isr_changes = 0;
+  std::atomic<int64_t> leader_elections{0};
+  std::atomic<int64_t> unclean_leader_elections{0};
+  std::atomic<int64_t> isr_changes{0};
 };
 
 class controller {

@@ -56,6 +56,9 @@ void declare_all(exposition& e) {
             "Errors answered, by API and Kafka error code (ErrorsPerSec)");
   e.declare("varve_fetch_purgatory_size", t::gauge,
             "Fetch requests waiting for data (long poll) (PurgatorySize, delayedOperation=Fetch)");
+  e.declare("varve_produce_purgatory_size", t::gauge,
+            "acks=all produce requests and offset commits waiting for the high watermark "
+            "(PurgatorySize, delayedOperation=Produce)");
   e.declare("varve_consumer_groups", t::gauge, "Consumer groups by state (NumGroups<State>)");
   e.declare("varve_consumer_group_members", t::gauge, "Members of a consumer group");
   e.declare("varve_consumer_group_generation", t::gauge,
@@ -120,13 +123,15 @@ void render_replicas(const broker_sample& s, exposition& e) {
   e.add("varve_under_min_isr_partitions", {}, static_cast<double>(under_min_isr));
   e.add("varve_at_min_isr_partitions", {}, static_cast<double>(at_min_isr));
   e.add("varve_offline_partitions", {}, static_cast<double>(offline));
-  // The ISR of a single-node broker is fixed ({this broker}) and leaders are assigned at
-  // creation: no shrink, expansion or election can happen yet. Exported so dashboards and
-  // alerts work unchanged when replication lands.
-  e.add("varve_isr_shrinks_total", {}, 0);
-  e.add("varve_isr_expands_total", {}, 0);
-  e.add("varve_leader_elections_total", {}, 0);
-  e.add("varve_unclean_leader_elections_total", {}, 0);
+  uint64_t shrinks = 0, expands = 0;
+  for (const auto& sh : s.shards) {
+    shrinks += sh.isr_shrinks;
+    expands += sh.isr_expands;
+  }
+  e.add("varve_isr_shrinks_total", {}, static_cast<double>(shrinks));
+  e.add("varve_isr_expands_total", {}, static_cast<double>(expands));
+  e.add("varve_leader_elections_total", {}, static_cast<double>(s.leader_elections));
+  e.add("varve_unclean_leader_elections_total", {}, static_cast<double>(s.unclean_leader_elections));
 
   for (const auto& [topic, in] : topic_in) {
     e.add("varve_topic_bytes_in_total", {{"topic", topic}}, static_cast<double>(in.first));
@@ -227,6 +232,7 @@ broker_sample begin_sample(const broker_sources& src) {
     }
   }
   s.connections = src.connections();
+  if (src.elections) std::tie(s.leader_elections, s.unclean_leader_elections) = src.elections();
   s.ready = src.started();
   for (const auto& d : src.log_dirs) s.log_dirs.emplace_back(d, read_disk_stats(d));
   s.process = read_process_stats();
@@ -265,6 +271,8 @@ shard_sample sample_shard(const replication::replica_manager& replicas,
     }
   }
   out.probe = probe.snapshot();
+  out.isr_shrinks = replicas.isr_shrinks();
+  out.isr_expands = replicas.isr_expands();
   return out;
 }
 

@@ -59,6 +59,8 @@ struct shard_sample {
   std::vector<group_sample> groups;
   std::vector<committed_offset_sample> offsets;
   bool groups_loading = false;  // a __consumer_offsets partition is still being loaded
+  uint64_t isr_shrinks = 0;
+  uint64_t isr_expands = 0;
   probe_snapshot probe;
 };
 
@@ -80,6 +82,8 @@ struct broker_sources {
   // Effective min.insync.replicas of a topic (broker default + override).
   std::function<int32_t(const cluster::topic_metadata&)> min_insync_replicas;
   std::function<int64_t()> connections;
+  // Leader elections (clean, unclean) decided by this broker's controller.
+  std::function<std::pair<int64_t, int64_t>()> elections;
   // True once start-up is done: logs recovered, metadata loaded, Kafka listener open.
   std::function<bool()> started;
 };
@@ -90,6 +94,8 @@ struct broker_sample {
   std::map<std::string, int32_t> min_insync_replicas;  // by topic
   std::vector<shard_sample> shards;
   int64_t connections = 0;
+  int64_t leader_elections = 0;
+  int64_t unclean_leader_elections = 0;
   bool ready = false;
   std::vector<std::pair<std::filesystem::path, std::optional<disk_stats>>> log_dirs;
   std::optional<process_stats> process;

@@ -80,6 +80,7 @@ partition::state_change partition::apply_state(const cluster::partition_state& p
   pending_isr_.reset();
   followers_.clear();
   if (is_leader()) {
+    if (!was_leader) leadership_start_epoch_ = leader_epoch_;
     log_->assign_leader_epoch(leader_epoch_);
     leader_epoch_start_offset_ = log_->log_end_offset();
     for (int32_t r : replicas_) {
@@ -238,7 +239,12 @@ fetch_outcome partition::read_for_follower(int32_t replica_id, int64_t fetch_off
 error_code partition::acks_all_status(int64_t required_offset, int32_t epoch_at_append,
                                       bool* done) const {
   *done = true;
-  if (!is_leader() || leader_epoch_ != epoch_at_append) return error_code::not_leader_or_follower;
+  // The batch is still in this log only if this replica has led without interruption since
+  // it was appended (a same-leader epoch bump, e.g. the controller dropping a dead follower
+  // from the ISR, does not interrupt).
+  if (!is_leader() || epoch_at_append < leadership_start_epoch_) {
+    return error_code::not_leader_or_follower;
+  }
   if (high_watermark_ < required_offset) {
     *done = false;
     return error_code::none;

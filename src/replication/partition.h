@@ -273,6 +273,7 @@ class partition {
   std::optional<std::vector<int32_t>> pending_isr_;  // proposal in flight
   int64_t pending_isr_since_ms_ = 0;
   int64_t leader_epoch_start_offset_ = 0;
+  int32_t leadership_start_epoch_ = -1;  // epoch in which this replica last became leader
   isr_change_sink isr_sink_;
   uint64_t change_seq_ = 0;
   int64_t high_watermark_ = 0;

@@ -186,7 +186,13 @@ void replica_manager::apply(const cluster::metadata_snapshot& snapshot) {
 }
 
 void replica_manager::apply_role(partition& p, const cluster::partition_state& ps) {
+  const bool was_leader = p.is_leader();
+  const size_t isr_before = p.isr().size();
   const auto change = p.apply_state(ps, now_ms());
+  if (was_leader && p.is_leader() && change != partition::state_change::none) {
+    if (p.isr().size() < isr_before) ++isr_shrinks_;
+    if (p.isr().size() > isr_before) ++isr_expands_;
+  }
   if (change != partition::state_change::role_change) return;
   if (on_follow_) on_follow_(p.tp(), p.is_leader() ? -1 : ps.leader, ps.leader_epoch);
   // Every new leader epoch is reported, so a coordinator reloads its state after a

@@ -52,6 +52,9 @@ class replica_manager {
   }
 
   void apply(const cluster::metadata_snapshot& snapshot);
+  // ISR changes of partitions led here (Kafka's IsrShrinksPerSec / IsrExpandsPerSec).
+  uint64_t isr_shrinks() const { return isr_shrinks_; }
+  uint64_t isr_expands() const { return isr_expands_; }
   // StopReplica with delete: closes and deletes the partitions' data.
   void remove(const std::vector<topic_partition>& tps);
 
@@ -87,6 +90,8 @@ class replica_manager {
   std::map<topic_partition, std::string> config_fingerprint_;
   std::map<std::filesystem::path, std::map<topic_partition, int64_t>> recovery_points_;
   std::map<topic_partition, int64_t> hw_checkpoints_;  // read at start
+  uint64_t isr_shrinks_ = 0;
+  uint64_t isr_expands_ = 0;
   follower_hook on_follow_;
   leadership_hook on_leadership_;
   isr_change_sink isr_sink_;

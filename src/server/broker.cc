@@ -132,7 +132,10 @@ bool broker::start(std::string* error) {
           return config::validate_topic_configs(c);
         });
   } catch (const std::exception& e) {
-    *error = std::string("cannot open cluster metadata: ") + e.what();
+    *error = config_.cluster_mode()
+                 ? "zookeeper.connect=" + *config_.zookeeper_connect() +
+                       ": cannot use ZooKeeper: " + e.what()
+                 : std::string("cannot open cluster metadata: ") + e.what();
     return false;
   }
   link_ = std::make_unique<cluster_link>(*this);
@@ -337,6 +340,10 @@ bool broker::start_admin(std::string* error) {
     return partition_config_for(t).min_insync_replicas;
   };
   m.connections = [this] { return server_->connection_count(); };
+  m.elections = [this] {
+    const auto& st = controller_->stats();
+    return std::make_pair(st.leader_elections.load(), st.unclean_leader_elections.load());
+  };
   m.started = [this] { return started_.load(); };
   admin_ = std::make_unique<metrics::admin_server>(shards_.loop(0), address);
   metrics::add_broker_routes(*admin_, metrics_sources_);

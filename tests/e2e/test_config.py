@@ -1,6 +1,8 @@
 """Broker configuration end to end: invalid values stop start-up naming the key, unknown keys
-are accepted with a warning, a plain Kafka server.properties (ZooKeeper era) starts a
-single-node broker, and a missing file is a clear error. Starts its own brokers."""
+are accepted with a warning, a plain Kafka server.properties (ZooKeeper era) starts a broker
+of a ZooKeeper cluster (ZooKeeper from Debian's package, started here), an unreachable
+ZooKeeper is a clear start-up error, and a missing file is a clear error. Starts its own
+brokers and ZooKeeper."""
 import os
 import signal
 import socket
@@ -139,11 +141,37 @@ def test_unknown_key_is_accepted_with_a_warning(workdir):
         f"no warning naming the unknown key; lines mentioning it: {lines}"
 
 
-def test_seed_kafka_properties_start_a_single_node_broker(workdir):
+CLUSTER_SH = os.path.join(REPO, "scripts", "cluster.sh")
+
+
+@pytest.fixture
+def zookeeper(workdir):
+    """A ZooKeeper on a free loopback port; yields its connect string (with a chroot)."""
+    port = free_port()
+    zk_dir = os.path.join(workdir, "zk")
+    subprocess.run([CLUSTER_SH, "zk-start", "--dir", zk_dir, "--zk-port", str(port)],
+                   check=True, timeout=120)
+    try:
+        yield f"127.0.0.1:{port}/e2e-config"
+    finally:
+        subprocess.run([CLUSTER_SH, "zk-stop", "--dir", zk_dir], timeout=60)
+
+
+def test_unreachable_zookeeper_refuses_to_start_naming_the_key(workdir):
+    port = free_port()  # nothing listens there
+    err = expect_startup_failure(
+        workdir, SAMPLE,
+        [f"zookeeper.connect=127.0.0.1:{port}", "zookeeper.connection.timeout.ms=1500"],
+        "zookeeper.connect")
+    assert f"127.0.0.1:{port}" in err, err[-2000:]
+
+
+def test_seed_kafka_properties_start_a_cluster_broker(workdir, zookeeper):
     path = os.path.join(workdir, "kafka.properties")
     with open(path, "w") as f:
         f.write(SEED)
-    b = Broker(path, [], workdir)
+    # The seed file verbatim, except where ZooKeeper runs in this test.
+    b = Broker(path, [f"zookeeper.connect={zookeeper}"], workdir)
     try:
         b.wait_listening()
         c = kwire.Conn(b.bootstrap)

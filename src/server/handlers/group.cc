@@ -614,6 +614,43 @@ asio::awaitable<void> leave_group(request_context& ctx, leave_group_request& req
   fill_leave(ctx, r, resp);
 }
 
+namespace {
+// Where a commit's records end in the coordinator's partition (and the epoch they were
+// appended in), read on the coordinator's shard right after the append.
+struct commit_point {
+  int64_t required = -1;
+  int32_t epoch = -1;
+};
+
+commit_point commit_point_of(broker& b, unsigned shard, int32_t p) {
+  commit_point cp;
+  auto* part = b.replicas(shard).get({std::string(coordinator::kOffsetsTopic), p});
+  if (part && part->is_leader()) {
+    cp.required = part->log_end_offset();
+    cp.epoch = part->leader_epoch();
+  }
+  return cp;
+}
+
+bool any_committed(const std::vector<coordinator::commit_entry>& entries) {
+  for (const auto& e : entries) {
+    if (e.error == error_code::none) return true;
+  }
+  return false;
+}
+
+// A commit that did not reach the ISR: the error the client retries on (Kafka's mapping).
+void fail_committed(std::vector<coordinator::commit_entry>& entries, error_code e) {
+  if (e == error_code::none) return;
+  const error_code mapped = e == error_code::not_leader_or_follower
+                                ? error_code::not_coordinator
+                                : error_code::coordinator_not_available;
+  for (auto& entry : entries) {
+    if (entry.error == error_code::none) entry.error = mapped;
+  }
+}
+}  // namespace
+
 asio::awaitable<void> offset_commit(request_context& ctx, offset_commit_request& req,
                                     offset_commit_response& resp) {
   const group_route route = route_group(ctx, req.group_id);
@@ -623,9 +660,23 @@ asio::awaitable<void> offset_commit(request_context& ctx, offset_commit_request&
     co_return;
   }
   const coordinator::commit_params params = commit_params_of(req);
-  co_await on_group(ctx, route, [&params, &entries](group_coordinator& c, int32_t p) {
-    return c.commit_offsets(p, params, entries);
+  broker& b = ctx.b;
+  const unsigned shard = route.shard;
+  auto op = on_group(ctx, route, [&params, &entries, &b, shard](group_coordinator& c, int32_t p) {
+    c.commit_offsets(p, params, entries);
+    return commit_point_of(b, shard, p);
   });
+  const commit_point point = co_await std::move(op);
+  // Like a produce with acks=all: the commit is answered once every ISR member has it, so
+  // a coordinator failover cannot lose an acknowledged commit.
+  if (point.required > 0 && any_committed(entries)) {
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(b.config().get_int("offsets.commit.timeout.ms"));
+    auto wait = wait_for_commit(b, {std::string(coordinator::kOffsetsTopic), route.partition},
+                                point.required, point.epoch, deadline);
+    const error_code e = co_await std::move(wait);
+    fail_committed(entries, e);
+  }
   fill_commit(req, entries, resp);
 }
 

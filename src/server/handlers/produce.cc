@@ -7,8 +7,6 @@
 // not become committed, the idempotent producer's retry settles it). If the ISR shrank below
 // min.insync.replicas meanwhile: NOT_ENOUGH_REPLICAS_AFTER_APPEND; if leadership moved:
 // NOT_LEADER_OR_FOLLOWER.
-#include <asio/this_coro.hpp>
-
 #include "server/handlers/handlers.h"
 #include "server/handlers/util.h"
 
@@ -75,7 +73,51 @@ struct pending_append {
   std::span<uint8_t> batch;
   produce_response::partition_produce_response* response = nullptr;
   replication::produce_outcome outcome;
+  // KIP-890: the partition's verification guard while the transaction coordinator is asked
+  // (kNoVerification: appended in the first pass).
+  uint64_t guard = replication::partition::kNoVerification;
 };
+
+// First pass, on the partition's shard: appends, except a transactional batch that would
+// open a transaction on its partition, which takes a verification guard and is appended
+// after the coordinator confirmed the partition is in the producer's transaction.
+void append_or_hold(replication::partition* p, pending_append& it, int16_t acks, int64_t now,
+                    bool transactional) {
+  if (p && transactional) {
+    it.guard = p->start_verification(it.batch);
+    if (it.guard != replication::partition::kNoVerification) return;
+  }
+  it.outcome = append_to(p, it.batch, acks, now);
+}
+
+replication::produce_outcome append_verified_to(replication::partition* p, pending_append& it,
+                                                int16_t acks, int64_t now) {
+  if (!p) {
+    replication::produce_outcome o;
+    o.error = error_code::not_leader_or_follower;
+    return o;
+  }
+  return p->append_verified(it.batch, acks, now, it.guard);
+}
+
+// What a producer is told when verification did not say yes (Kafka's mapping: coordinator
+// trouble is retriable as NOT_ENOUGH_REPLICAS; TRANSACTION_ABORTABLE exists from v11).
+error_code verification_error(error_code e, int16_t version) {
+  switch (e) {
+    case error_code::not_coordinator:
+    case error_code::coordinator_not_available:
+    case error_code::coordinator_load_in_progress:
+    case error_code::concurrent_transactions:
+    case error_code::network_exception:
+      return error_code::not_enough_replicas;
+    case error_code::producer_fenced:
+      return error_code::invalid_producer_epoch;
+    case error_code::transaction_abortable:
+      return version >= 11 ? e : error_code::invalid_txn_state;
+    default:
+      return e;
+  }
+}
 
 // Builds the whole response skeleton first (so pointers into it stay valid), answering the
 // partitions that fail the request-level checks, and returns the appends to run.
@@ -114,61 +156,23 @@ std::vector<pending_append> prepare(request_context& ctx, const produce_request&
 // Per shard, a task appending that shard's partitions in request order.
 std::vector<std::function<void()>> append_tasks(broker& b, std::vector<pending_append>& items,
                                                 std::vector<std::vector<pending_append*>>& by_shard,
-                                                int16_t acks, int64_t now) {
+                                                int16_t acks, int64_t now, bool transactional) {
   by_shard.assign(b.shards().count(), {});
   for (auto& it : items) by_shard[b.shard_of(it.tp)].push_back(&it);
   std::vector<std::function<void()>> work(by_shard.size());
   for (unsigned s = 0; s < by_shard.size(); ++s) {
     if (by_shard[s].empty()) continue;
-    work[s] = [&b, &by_shard, s, acks, now] {
+    work[s] = [&b, &by_shard, s, acks, now, transactional] {
       for (pending_append* it : by_shard[s]) {
-        it->outcome = append_to(b.replicas(s).get(it->tp), it->batch, acks, now);
+        append_or_hold(b.replicas(s).get(it->tp), *it, acks, now, transactional);
       }
     };
   }
   return work;
 }
 
-// Shared between a waiting acks=all request and the partitions it waits on; touched only
-// on the request's own loop (wake-ups are posted there).
-struct acks_wait {
-  explicit acks_wait(asio::any_io_executor ex) : timer(ex) {}
-  bool notified = false;
-  asio::steady_timer timer;
-};
-
-// On the partition's loop: is the append committed? If not, registers a wake-up.
-bool committed_or_wait(replication::partition* p, pending_append& it,
-                       std::weak_ptr<acks_wait> weak, asio::any_io_executor home) {
-  if (!p) {
-    it.outcome.error = error_code::not_leader_or_follower;
-    return true;
-  }
-  bool done = false;
-  const error_code e = p->acks_all_status(it.outcome.last_offset + 1, it.outcome.leader_epoch, &done);
-  if (done) {
-    it.outcome.error = e;
-    return true;
-  }
-  p->add_waiter(weak, [weak, home] {
-    asio::post(home, [weak] {
-      if (auto w = weak.lock()) {
-        w->notified = true;
-        w->timer.cancel();
-      }
-    });
-  });
-  return false;
-}
-
 bool awaiting_commit(const pending_append& it) {
   return it.outcome.error == error_code::none && it.outcome.last_offset >= 0;
-}
-
-void note_produce_waiting(request_context& ctx, bool waiting) {
-  if (metrics::shard_probe* probe = ctx.b.probe()) {
-    waiting ? probe->produce_wait_started() : probe->produce_wait_ended();
-  }
 }
 
 void finish(request_context& ctx, int16_t acks, std::vector<pending_append>& items) {
@@ -180,52 +184,64 @@ void finish(request_context& ctx, int16_t acks, std::vector<pending_append>& ite
 }
 }  // namespace
 
-asio::awaitable<void> wait_for_commit(request_context& ctx, std::vector<pending_append>& items,
-                                      int32_t timeout_ms) {
-  const auto home = co_await asio::this_coro::executor;
+// acks=all: the partitions' waits overlap (each resumes as soon as its own HW moves), so
+// waiting for them one after the other costs the slowest, not the sum.
+asio::awaitable<void> wait_for_all_commits(request_context& ctx, std::vector<pending_append>& items,
+                                           int32_t timeout_ms) {
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
-  std::vector<pending_append*> pending;
   for (auto& it : items) {
-    if (awaiting_commit(it)) pending.push_back(&it);
+    if (!awaiting_commit(it)) continue;
+    auto op = wait_for_commit(ctx.b, it.tp, it.outcome.last_offset + 1, it.outcome.leader_epoch,
+                              deadline);
+    it.outcome.error = co_await std::move(op);
   }
-  bool counted = false;
-  while (!pending.empty()) {
-    auto wait = std::make_shared<acks_wait>(home);
-    wait->timer.expires_at(deadline);
-    std::weak_ptr<acks_wait> weak = wait;
-    std::vector<pending_append*> still;
-    for (pending_append* it : pending) {
-      auto op = on_partition(ctx.b, it->tp, [it, weak, home](replication::partition* p) {
-        return committed_or_wait(p, *it, weak, home);
-      });
-      const bool done = co_await std::move(op);
-      if (!done) still.push_back(it);
-    }
-    pending = std::move(still);
-    if (pending.empty()) break;
-    if (std::chrono::steady_clock::now() >= deadline) {
-      for (pending_append* it : pending) it->outcome.error = error_code::request_timed_out;
-      break;
-    }
-    if (wait->notified) continue;
-    if (!counted) {
-      note_produce_waiting(ctx, true);
-      counted = true;
-    }
-    asio::error_code ec;
-    co_await wait->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+// Second pass for the batches held by append_or_hold: one verification call for all of
+// them, then each verified batch is appended (or fails if its transaction ended meanwhile).
+asio::awaitable<void> verify_and_append(request_context& ctx, const produce_request& req,
+                                        std::vector<pending_append>& items, int64_t now) {
+  std::vector<pending_append*> held;
+  std::vector<std::pair<std::string, int32_t>> tps;
+  for (auto& it : items) {
+    if (it.guard == replication::partition::kNoVerification) continue;
+    held.push_back(&it);
+    tps.emplace_back(it.tp.topic, it.tp.partition);
   }
-  if (counted) note_produce_waiting(ctx, false);
+  if (held.empty()) co_return;
+  const auto header = protocol::parse_batch_header(held.front()->batch);
+  const int64_t pid = header ? header->producer_id : -1;
+  const int16_t epoch = header ? header->producer_epoch : -1;
+  auto verify = verify_txn_partitions(ctx, *req.transactional_id, pid, epoch, tps);
+  const std::vector<error_code> errors = co_await std::move(verify);
+  const int16_t acks = req.acks;
+  for (size_t i = 0; i < held.size(); ++i) {
+    pending_append* it = held[i];
+    const error_code e = verification_error(errors[i], ctx.version);
+    if (e != error_code::none) {
+      it->outcome.error = e;
+      it->outcome.error_message = "partition is not part of the producer's ongoing transaction "
+                                  "(verification: " + std::string(protocol::error_name(errors[i])) + ")";
+      continue;
+    }
+    auto op = on_partition(ctx.b, it->tp, [it, acks, now](replication::partition* p) {
+      return append_verified_to(p, *it, acks, now);
+    });
+    replication::produce_outcome out = co_await std::move(op);
+    it->outcome = std::move(out);
+  }
 }
 
 asio::awaitable<void> produce(request_context& ctx, produce_request& req, produce_response& resp) {
   if (req.acks == 0) ctx.send_response = false;
   std::vector<pending_append> items = prepare(ctx, req, resp);
   std::vector<std::vector<pending_append*>> by_shard;
-  auto work = append_tasks(ctx.b, items, by_shard, req.acks, now_ms());
+  const int64_t now = now_ms();
+  auto work = append_tasks(ctx.b, items, by_shard, req.acks, now, req.transactional_id.has_value());
   co_await run_on_shards(ctx.b, work);
-  if (req.acks == -1) co_await wait_for_commit(ctx, items, req.timeout_ms);
+  if (req.transactional_id) co_await verify_and_append(ctx, req, items, now);
+  if (req.acks == -1) co_await wait_for_all_commits(ctx, items, req.timeout_ms);
   finish(ctx, req.acks, items);
 }
 

@@ -1,8 +1,10 @@
 #include "server/handlers/util.h"
 
 #include <asio/this_coro.hpp>
+#include <optional>
 
 namespace varve::server::handlers {
+using protocol::error_code;
 namespace {
 
 // Lives on the caller's loop; every field is touched only there.
@@ -40,6 +42,68 @@ std::exception_ptr run_inline(std::function<void()>& fn) {
   return nullptr;
 }
 }  // namespace
+
+namespace {
+// Shared between a waiting request and the partition it waits on; touched only on the
+// request's own loop (wake-ups are posted there).
+struct commit_wait {
+  explicit commit_wait(asio::any_io_executor ex) : timer(ex) {}
+  bool notified = false;
+  asio::steady_timer timer;
+};
+
+// On the partition's loop: the outcome if decided, else registers a wake-up.
+std::optional<error_code> committed_or_wait(replication::partition* p, int64_t required,
+                                            int32_t epoch, std::weak_ptr<commit_wait> weak,
+                                            asio::any_io_executor home) {
+  if (!p) return error_code::not_leader_or_follower;
+  bool done = false;
+  const error_code e = p->acks_all_status(required, epoch, &done);
+  if (done) return e;
+  p->add_waiter(weak, [weak, home] {
+    asio::post(home, [weak] {
+      if (auto w = weak.lock()) {
+        w->notified = true;
+        w->timer.cancel();
+      }
+    });
+  });
+  return std::nullopt;
+}
+}  // namespace
+
+asio::awaitable<error_code> wait_for_commit(broker& b, replication::topic_partition tp,
+                                            int64_t required_offset, int32_t epoch_at_append,
+                                            std::chrono::steady_clock::time_point deadline) {
+  const auto home = co_await asio::this_coro::executor;
+  bool counted = false;
+  std::optional<error_code> result;
+  for (;;) {
+    auto wait = std::make_shared<commit_wait>(home);
+    wait->timer.expires_at(deadline);
+    std::weak_ptr<commit_wait> weak = wait;
+    auto op = on_partition(b, tp, [required_offset, epoch_at_append, weak, home](replication::partition* p) {
+      return committed_or_wait(p, required_offset, epoch_at_append, weak, home);
+    });
+    result = co_await std::move(op);
+    if (result) break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      result = error_code::request_timed_out;
+      break;
+    }
+    if (wait->notified) continue;
+    if (!counted) {
+      if (metrics::shard_probe* probe = b.probe()) probe->produce_wait_started();
+      counted = true;
+    }
+    asio::error_code ec;
+    co_await wait->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  if (counted) {
+    if (metrics::shard_probe* probe = b.probe()) probe->produce_wait_ended();
+  }
+  co_return *result;
+}
 
 asio::awaitable<void> run_on_shards(broker& b, std::vector<std::function<void()>>& work) {
   auto home = co_await asio::this_coro::executor;

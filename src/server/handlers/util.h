@@ -38,4 +38,13 @@ namespace varve::server::handlers {
 // rethrown here, after all entries have finished.
 asio::awaitable<void> run_on_shards(broker& b, std::vector<std::function<void()>>& work);
 
+// The acks=all wait ("produce purgatory"): resumes once the high watermark of `tp` reaches
+// `required_offset` (NONE, or NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR is below
+// min.insync.replicas), when this broker stopped leading the partition since the append in
+// `epoch_at_append` (NOT_LEADER_OR_FOLLOWER), or at `deadline` (REQUEST_TIMED_OUT).
+// `tp` is taken by value: the coroutine must own it, callers may pass a temporary.
+asio::awaitable<protocol::error_code> wait_for_commit(broker& b, replication::topic_partition tp,
+                                            int64_t required_offset, int32_t epoch_at_append,
+                                            std::chrono::steady_clock::time_point deadline);
+
 }  // namespace varve::server::handlers
