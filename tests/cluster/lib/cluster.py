@@ -57,10 +57,22 @@ def log(msg):
           flush=True)
 
 
+_handed_out = set()  # every port free_port() returned in this process
+_handed_out_lock = threading.Lock()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port that is free now and that this process has not handed out before, so
+    that a port chosen for a broker (which binds it later) is never given to a proxy."""
+    with _handed_out_lock:
+        for _ in range(1000):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
+    raise ClusterError("no free loopback port")
 
 
 def port_open(port, timeout=0.2):
@@ -175,9 +187,18 @@ class Proxy:
         self.blocked_sources = set()  # guarded by lock
         self.accepted = 0
         self.blackholed = 0
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        # Bound to a port from free_port(), never to port 0: the kernel could hand out a port
+        # already chosen for a broker listener that is not bound yet.
+        for attempt in range(20):
+            self.sock = socket.socket()
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                self.sock.bind(("127.0.0.1", free_port()))
+                break
+            except OSError:
+                self.sock.close()
+                if attempt == 19:
+                    raise
         self.sock.listen(128)
         self.port = self.sock.getsockname()[1]
         self.stopping = False
