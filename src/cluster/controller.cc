@@ -585,16 +585,44 @@ std::vector<std::vector<int32_t>> controller::assign_replicas(int32_t first_part
   return out;
 }
 
+std::string controller::check_assignment(const replica_assignment& manual,
+                                         size_t partitions) const {
+  if (manual.size() != partitions) return "one replica list per partition is needed";
+  for (const auto& replicas : manual) {
+    if (replicas.empty()) return "a replica list is empty";
+    if (replicas.size() != manual.front().size()) {
+      return "all partitions must have the same number of replicas";
+    }
+    std::set<int32_t> seen;
+    for (int32_t r : replicas) {
+      if (!seen.insert(r).second) return "broker " + std::to_string(r) + " is listed twice";
+      if (!live(r)) {
+        return "Replica assignment names broker " + std::to_string(r) +
+               ", which is not in the cluster.";
+      }
+    }
+  }
+  return "";
+}
+
 topic_result controller::create_topic(const std::string& name, int32_t num_partitions,
                                       int16_t replication_factor,
                                       const std::map<std::string, std::string>& configs,
-                                      bool validate_only, bool internal) {
+                                      bool validate_only, bool internal,
+                                      const replica_assignment& manual) {
   if (!active_) {
     if (!forwarder_ || controller_id_ < 0) {
       return {error_code::not_controller, "no active controller is known yet"};
     }
     return forwarder_->create_topic(controller_id_, name, num_partitions, replication_factor,
-                                    configs, validate_only);
+                                    configs, validate_only, manual);
+  }
+  if (!manual.empty()) {
+    if (std::string why = check_assignment(manual, manual.size()); !why.empty()) {
+      return {error_code::invalid_replica_assignment, why};
+    }
+    num_partitions = static_cast<int32_t>(manual.size());
+    replication_factor = static_cast<int16_t>(manual.front().size());
   }
   std::string why;
   if (!valid_topic_name(name, &why)) return {error_code::invalid_topic_exception, why};
@@ -639,7 +667,8 @@ topic_result controller::create_topic(const std::string& name, int32_t num_parti
   t->id = random_id();
   t->internal = internal;
   t->configs = configs;
-  const auto assignment = assign_replicas(0, num_partitions, replication_factor);
+  const auto assignment =
+      manual.empty() ? assign_replicas(0, num_partitions, replication_factor) : manual;
   for (int32_t p = 0; p < num_partitions; ++p) {
     partition_state ps;
     ps.partition = p;
@@ -693,12 +722,12 @@ topic_result controller::delete_topic(const std::string& name) {
 }
 
 topic_result controller::create_partitions(const std::string& name, int32_t new_total,
-                                           bool validate_only) {
+                                           bool validate_only, const replica_assignment& manual) {
   if (!active_) {
     if (!forwarder_ || controller_id_ < 0) {
       return {error_code::not_controller, "no active controller is known yet"};
     }
-    return forwarder_->create_partitions(controller_id_, name, new_total, validate_only);
+    return forwarder_->create_partitions(controller_id_, name, new_total, validate_only, manual);
   }
   auto it = topics_.find(name);
   if (it == topics_.end()) {
@@ -717,14 +746,19 @@ topic_result controller::create_partitions(const std::string& name, int32_t new_
             "Topic already has " + std::to_string(current) + " partitions."};
   }
   const int16_t rf = static_cast<int16_t>(it->second->partitions.front().replicas.size());
-  if (rf > static_cast<int32_t>(live_brokers_.size())) {
+  if (!manual.empty()) {
+    if (std::string why = check_assignment(manual, static_cast<size_t>(new_total - current));
+        !why.empty()) {
+      return {error_code::invalid_replica_assignment, why};
+    }
+  } else if (rf > static_cast<int32_t>(live_brokers_.size())) {
     return {error_code::invalid_replication_factor,
             "Replication factor " + std::to_string(rf) + " exceeds the " +
                 std::to_string(live_brokers_.size()) + " live broker(s)."};
   }
   if (validate_only) return {};
   auto t = std::make_shared<topic_metadata>(*it->second);
-  const auto assignment = assign_replicas(current, new_total - current, rf);
+  const auto assignment = manual.empty() ? assign_replicas(current, new_total - current, rf) : manual;
   std::vector<partition_update> changed;
   for (int32_t p = current; p < new_total; ++p) {
     partition_state ps;
@@ -774,6 +808,36 @@ topic_result controller::set_topic_configs(const std::string& name,
   if (unclean_allowed(*t)) reelect({}, &changed);
   broadcast(changed);
   return {};
+}
+
+int controller::auto_rebalance(int32_t imbalance_percentage) {
+  if (!active_) return 0;
+  // Kafka's rule: per preferred broker, (partitions it prefers but does not lead) /
+  // (partitions it prefers) > leader.imbalance.per.broker.percentage triggers elections.
+  std::map<int32_t, std::pair<int, int>> per_broker;  // preferred → (not led, total)
+  for (const auto& [name, t] : topics_) {
+    for (const auto& ps : t->partitions) {
+      if (ps.replicas.empty()) continue;
+      auto& c = per_broker[ps.replicas.front()];
+      ++c.second;
+      if (ps.leader != ps.replicas.front()) ++c.first;
+    }
+  }
+  std::vector<std::pair<std::string, int32_t>> wanted;
+  for (const auto& [name, t] : topics_) {
+    for (const auto& ps : t->partitions) {
+      if (ps.replicas.empty() || ps.leader == ps.replicas.front()) continue;
+      const auto& c = per_broker[ps.replicas.front()];
+      if (c.first * 100 > c.second * imbalance_percentage) wanted.emplace_back(name, ps.partition);
+    }
+  }
+  if (wanted.empty()) return 0;
+  int moved = 0;
+  for (const auto& [key, r] : elect_preferred(wanted)) {
+    if (r.error == error_code::none) ++moved;
+  }
+  if (moved > 0) VLOG_INFO(kLog) << "auto leader rebalance moved " << moved << " leader(s)";
+  return moved;
 }
 
 std::map<std::string, std::string> controller::read_topic_configs(const std::string& name) {

@@ -60,6 +60,10 @@ struct topic_result {
   std::string message;  // human-readable reason when error != none
 };
 
+// Replica lists per partition (partition i → its replicas, preferred leader first); empty
+// means "the controller assigns".
+using replica_assignment = std::vector<std::vector<int32_t>>;
+
 // One partition's state as sent in LeaderAndIsr.
 struct partition_update {
   std::string topic;
@@ -92,10 +96,11 @@ class controller_forwarder {
   virtual topic_result create_topic(int32_t controller, const std::string& name,
                                     int32_t num_partitions, int16_t replication_factor,
                                     const std::map<std::string, std::string>& configs,
-                                    bool validate_only) = 0;
+                                    bool validate_only, const replica_assignment& manual) = 0;
   virtual topic_result delete_topic(int32_t controller, const std::string& name) = 0;
   virtual topic_result create_partitions(int32_t controller, const std::string& name,
-                                         int32_t new_total, bool validate_only) = 0;
+                                         int32_t new_total, bool validate_only,
+                                         const replica_assignment& manual) = 0;
   virtual topic_result set_topic_configs(int32_t controller, const std::string& name,
                                          const std::map<std::string, std::string>& configs,
                                          bool validate_only) = 0;
@@ -140,14 +145,18 @@ class controller {
   int32_t active_controller_id() const { return active_ ? options_.node_id : controller_id_; }
   const controller_stats& stats() const { return stats_; }
 
-  // num_partitions / replication_factor of -1 mean "broker default". Forwarded to the
-  // active controller when this one is not active.
+  // num_partitions / replication_factor of -1 mean "broker default". A manual assignment
+  // (CreateTopics replica assignments) must name registered brokers, once per list, with
+  // the same replication factor for every partition. Forwarded to the active controller
+  // when this one is not active.
   topic_result create_topic(const std::string& name, int32_t num_partitions,
                             int16_t replication_factor,
                             const std::map<std::string, std::string>& configs, bool validate_only,
-                            bool internal = false);
+                            bool internal = false, const replica_assignment& manual = {});
   topic_result delete_topic(const std::string& name);
-  topic_result create_partitions(const std::string& name, int32_t new_total, bool validate_only);
+  // `manual`: replica lists of the new partitions only (CreatePartitions assignments).
+  topic_result create_partitions(const std::string& name, int32_t new_total, bool validate_only,
+                                 const replica_assignment& manual = {});
   // Replaces the topic's overrides with `configs` (AlterConfigs semantics).
   topic_result set_topic_configs(const std::string& name,
                                  const std::map<std::string, std::string>& configs,
@@ -164,6 +173,11 @@ class controller {
   // Preferred leader election (ElectLeaders type 0 / auto rebalance). Empty = all.
   std::map<std::pair<std::string, int32_t>, topic_result> elect_preferred(
       const std::vector<std::pair<std::string, int32_t>>& partitions);
+
+  // auto.leader.rebalance.enable: for every broker whose share of partitions it prefers
+  // but does not lead exceeds `imbalance_percentage`, moves those leaderships back to it
+  // (when it is live and in the ISR). Returns the number of leaders moved.
+  int auto_rebalance(int32_t imbalance_percentage);
 
   // Topic config overrides as stored (brokers that are not the controller read them).
   std::map<std::string, std::string> read_topic_configs(const std::string& name);
@@ -189,6 +203,8 @@ class controller {
   std::vector<std::vector<int32_t>> assign_replicas(int32_t first_partition, int32_t count,
                                                     int16_t replication_factor) const;
   bool unclean_allowed(const topic_metadata& t) const;
+  // Empty if `manual` is usable for `partitions` partitions, else why not.
+  std::string check_assignment(const replica_assignment& manual, size_t partitions) const;
   // Elects leaders for partitions without a live leader and removes `dead` brokers from
   // ISRs; writes and collects the changed partitions.
   void reelect(const std::set<int32_t>& excluded, std::vector<partition_update>* changed);

@@ -217,6 +217,34 @@ asio::awaitable<http_response> admin_server::respond(const exchange& ex) {
 
 asio::awaitable<http_response> admin_server::immediate(http_response r) { co_return r; }
 
+namespace {
+http_response internal_error(const std::exception_ptr& err) {
+  std::string what = "unknown error";
+  try {
+    std::rethrow_exception(err);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+  }
+  VLOG_ERROR("admin") << "request failed: " << what;
+  http_response r;
+  r.status = 500;
+  r.body = "internal error: " + what + "\n";
+  return r;
+}
+}  // namespace
+
+asio::awaitable<http_response> admin_server::respond_or_500(const exchange& ex) {
+  std::exception_ptr err;
+  try {
+    auto op = respond(ex);
+    co_return co_await std::move(op);
+  } catch (...) {
+    err = std::current_exception();
+  }
+  co_return internal_error(err);
+}
+
 // Coroutine bodies only sequence awaits; decisions live in plain functions (GCC 12
 // mishandles non-trivial temporaries in branches of coroutines).
 asio::awaitable<void> admin_server::serve(asio::ip::tcp::socket socket) {
@@ -230,7 +258,7 @@ asio::awaitable<void> admin_server::serve(asio::ip::tcp::socket socket) {
     const bool too_large = ec == asio::error::not_found;
     if (ec && !too_large) co_return;
     const exchange ex = begin_exchange(buffer, n, too_large);
-    auto op = respond(ex);
+    auto op = respond_or_500(ex);
     const http_response resp = co_await std::move(op);
     const std::string out = encode_response(resp, ex.head_only, ex.close);
     co_await asio::async_write(socket, asio::buffer(out),

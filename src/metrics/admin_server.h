@@ -60,6 +60,9 @@ class admin_server {
   // Parses the head in buffer[0, head_end) and removes it from `buffer`.
   exchange begin_exchange(std::string& buffer, size_t head_end, bool too_large) const;
   static asio::awaitable<http_response> respond(const exchange& ex);
+  // respond(), with a route that throws answered 500 (and logged) instead of a dropped
+  // connection.
+  static asio::awaitable<http_response> respond_or_500(const exchange& ex);
   static asio::awaitable<http_response> immediate(http_response r);
 
   asio::io_context& loop_;

@@ -287,6 +287,7 @@ bool broker::start(std::string* error) {
     for (auto& t : openers) t.join();
   }
   for (auto& rm : replica_managers_) rm->start();
+  if (config_.get_bool("auto.leader.rebalance.enable")) schedule_leader_rebalance();
 
   net::server_options nopts;
   nopts.host = listener.host;
@@ -368,6 +369,21 @@ void broker::publish_and_propagate(std::shared_ptr<const cluster::metadata_snaps
       replica_managers_[s]->apply(*current);
     });
   }
+}
+
+void broker::schedule_leader_rebalance() {
+  if (!rebalance_timer_) rebalance_timer_.emplace(shards_.loop(0));
+  rebalance_timer_->expires_after(
+      std::chrono::seconds(config_.get_long("leader.imbalance.check.interval.seconds")));
+  rebalance_timer_->async_wait([this](const asio::error_code& ec) {
+    if (ec || stopping_) return;
+    try {
+      controller_->auto_rebalance(config_.get_int("leader.imbalance.per.broker.percentage"));
+    } catch (const std::exception& e) {
+      VLOG_ERROR(kLog) << "auto leader rebalance failed: " << e.what();
+    }
+    schedule_leader_rebalance();
+  });
 }
 
 bool broker::check_controller_epoch(int32_t epoch) {
@@ -494,6 +510,7 @@ void broker::shutdown() {
     }
   }
   stopping_flag_ = true;
+  if (rebalance_timer_) rebalance_timer_->cancel();
   controller_->stop();
   asio::co_spawn(
       shards_.loop(0),

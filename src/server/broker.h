@@ -54,6 +54,7 @@ class broker {
   // The transaction coordinator of `shard` (owns the transactional ids of that shard's
   // __transaction_state partitions); use it on that shard's loop only.
   coordinator::txn_coordinator& txns(unsigned shard) { return txn_wirings_[shard]->coordinator(); }
+  txn_wiring& txn_services(unsigned shard) { return *txn_wirings_[shard]; }
   unsigned shard_of(const replication::topic_partition& tp) const;
 
   // Runs `fn(controller&)` on the controller loop, then makes every shard apply the
@@ -105,6 +106,8 @@ class broker {
   // Publishes `snap` and makes every shard apply it (asynchronously).
   void publish_and_propagate(std::shared_ptr<const cluster::metadata_snapshot> snap);
   bool check_controller_epoch(int32_t epoch);
+  // auto.leader.rebalance.enable: the periodic preferred-leader check (shard 0).
+  void schedule_leader_rebalance();
   // Starts the HTTP admin listener (admin.listeners; empty disables it).
   bool start_admin(std::string* error);
 
@@ -117,6 +120,7 @@ class broker {
   cluster::zk_store* zk_ = nullptr;  // owned by controller_ (cluster mode only)
   int32_t known_controller_epoch_ = 0;  // shard 0
   std::unique_ptr<cluster_link> link_;
+  std::optional<asio::steady_timer> rebalance_timer_;
   std::unique_ptr<replication::replica_fetcher_manager> fetchers_;
   std::vector<std::unique_ptr<replication::replica_manager>> replica_managers_;
   std::vector<std::unique_ptr<coordinator::group_coordinator>> group_coordinators_;

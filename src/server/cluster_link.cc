@@ -406,15 +406,21 @@ std::unique_ptr<net::broker_connection> cluster_link::connect_to(int32_t node, s
 cluster::topic_result cluster_link::create_topic(int32_t controller, const std::string& name,
                                                  int32_t num_partitions, int16_t replication_factor,
                                                  const std::map<std::string, std::string>& configs,
-                                                 bool validate_only) {
+                                                 bool validate_only,
+                                                 const cluster::replica_assignment& manual) {
   std::string error;
   auto c = connect_to(controller, &error);
   if (!c) return {error_code::not_controller, error};
   protocol::create_topics_request req;
   auto& t = req.topics.emplace_back();
   t.name = name;
-  t.num_partitions = num_partitions;
-  t.replication_factor = replication_factor;
+  t.num_partitions = manual.empty() ? num_partitions : -1;
+  t.replication_factor = manual.empty() ? replication_factor : int16_t{-1};
+  for (size_t p = 0; p < manual.size(); ++p) {
+    auto& a = t.assignments.emplace_back();
+    a.partition_index = static_cast<int32_t>(p);
+    a.broker_ids = manual[p];
+  }
   for (const auto& [k, v] : configs) {
     auto& cfg = t.configs.emplace_back();
     cfg.name = k;
@@ -442,7 +448,8 @@ cluster::topic_result cluster_link::delete_topic(int32_t controller, const std::
 }
 
 cluster::topic_result cluster_link::create_partitions(int32_t controller, const std::string& name,
-                                                      int32_t new_total, bool validate_only) {
+                                                      int32_t new_total, bool validate_only,
+                                                      const cluster::replica_assignment& manual) {
   std::string error;
   auto c = connect_to(controller, &error);
   if (!c) return {error_code::not_controller, error};
@@ -450,7 +457,12 @@ cluster::topic_result cluster_link::create_partitions(int32_t controller, const 
   auto& t = req.topics.emplace_back();
   t.name = name;
   t.count = new_total;
-  t.assignments = std::nullopt;
+  if (manual.empty()) {
+    t.assignments = std::nullopt;
+  } else {
+    t.assignments.emplace();
+    for (const auto& replicas : manual) t.assignments->emplace_back().broker_ids = replicas;
+  }
   req.timeout_ms = kTimeoutMs;
   req.validate_only = validate_only;
   protocol::create_partitions_response resp;

@@ -63,10 +63,12 @@ class cluster_link final : public cluster::controller_channel, public cluster::c
   cluster::topic_result create_topic(int32_t controller, const std::string& name,
                                      int32_t num_partitions, int16_t replication_factor,
                                      const std::map<std::string, std::string>& configs,
-                                     bool validate_only) override;
+                                     bool validate_only,
+                                     const cluster::replica_assignment& manual) override;
   cluster::topic_result delete_topic(int32_t controller, const std::string& name) override;
   cluster::topic_result create_partitions(int32_t controller, const std::string& name,
-                                          int32_t new_total, bool validate_only) override;
+                                          int32_t new_total, bool validate_only,
+                                          const cluster::replica_assignment& manual) override;
   cluster::topic_result set_topic_configs(int32_t controller, const std::string& name,
                                           const std::map<std::string, std::string>& configs,
                                           bool validate_only) override;

@@ -166,18 +166,23 @@ namespace {
 // filled in) if it cannot be created. Turns a manual assignment into a partition count.
 bool prepare_topic(const request_context& ctx, create_topics_request::creatable_topic& t,
                    create_topics_response::creatable_topic_result& tr,
-                   std::map<std::string, std::string>* configs) {
+                   std::map<std::string, std::string>* configs, cluster::replica_assignment* manual) {
   tr.name = t.name;
   tr.error_message = std::nullopt;
   if (!t.assignments.empty()) {
-    // Manual assignment: every replica list must name this broker exactly once.
+    // Manual assignment: partitions 0..n-1, each once; the controller checks the brokers.
+    manual->assign(t.assignments.size(), {});
     bool ok = true;
     for (const auto& a : t.assignments) {
-      ok = ok && a.broker_ids.size() == 1 && a.broker_ids[0] == ctx.b.node_id();
+      const bool in_range = a.partition_index >= 0 &&
+                            a.partition_index < static_cast<int32_t>(t.assignments.size());
+      ok = ok && in_range && (*manual)[a.partition_index].empty();
+      if (in_range) (*manual)[a.partition_index] = a.broker_ids;
     }
     if (!ok) {
       tr.error_code = to_wire(error_code::invalid_replica_assignment);
-      tr.error_message = "Replica assignment names brokers that are not in the cluster.";
+      tr.error_message = "Replica assignments must cover partitions 0.." +
+                         std::to_string(t.assignments.size() - 1) + " once each.";
       return false;
     }
     if (t.num_partitions != -1 || t.replication_factor != -1) {
@@ -188,7 +193,7 @@ bool prepare_topic(const request_context& ctx, create_topics_request::creatable_
       return false;
     }
     t.num_partitions = static_cast<int32_t>(t.assignments.size());
-    t.replication_factor = 1;
+    t.replication_factor = static_cast<int16_t>(t.assignments.front().broker_ids.size());
   }
   for (const auto& c : t.configs) {
     if (!c.value) {
@@ -234,11 +239,12 @@ asio::awaitable<void> create_topics(request_context& ctx, create_topics_request&
   for (auto& t : req.topics) {
     auto& tr = resp.topics.emplace_back();
     std::map<std::string, std::string> configs;
-    if (!prepare_topic(ctx, t, tr, &configs)) continue;
+    cluster::replica_assignment manual;
+    if (!prepare_topic(ctx, t, tr, &configs, &manual)) continue;
     const bool validate_only = req.validate_only;
     auto result = co_await ctx.b.with_controller([&](cluster::controller& c) {
       return c.create_topic(t.name, t.num_partitions, t.replication_factor, configs,
-                            validate_only);
+                            validate_only, /*internal=*/false, manual);
     });
     fill_created_topic(ctx, t, configs, result, tr);
   }
@@ -294,19 +300,16 @@ asio::awaitable<void> delete_topics(request_context& ctx, delete_topics_request&
 }
 
 namespace {
-bool check_partition_assignment(const request_context& ctx,
-                                const create_partitions_request::create_partitions_topic& t,
-                                create_partitions_response::create_partitions_topic_result& r) {
+// The new partitions' replica lists; the controller checks them against the brokers.
+cluster::replica_assignment partition_assignment(
+    const create_partitions_request::create_partitions_topic& t,
+    create_partitions_response::create_partitions_topic_result& r) {
   r.name = t.name;
-  if (!t.assignments) return true;
-  for (const auto& a : *t.assignments) {
-    if (a.broker_ids.size() != 1 || a.broker_ids[0] != ctx.b.node_id()) {
-      r.error_code = to_wire(error_code::invalid_replica_assignment);
-      r.error_message = "Replica assignment names brokers that are not in the cluster.";
-      return false;
-    }
+  cluster::replica_assignment out;
+  if (t.assignments) {
+    for (const auto& a : *t.assignments) out.push_back(a.broker_ids);
   }
-  return true;
+  return out;
 }
 }  // namespace
 
@@ -314,10 +317,10 @@ asio::awaitable<void> create_partitions(request_context& ctx, create_partitions_
                                         create_partitions_response& resp) {
   for (auto& t : req.topics) {
     auto& r = resp.results.emplace_back();
-    if (!check_partition_assignment(ctx, t, r)) continue;
+    const cluster::replica_assignment manual = partition_assignment(t, r);
     const bool validate_only = req.validate_only;
     auto result = co_await ctx.b.with_controller([&](cluster::controller& c) {
-      return c.create_partitions(t.name, t.count, validate_only);
+      return c.create_partitions(t.name, t.count, validate_only, manual);
     });
     fill_result(result, &r.error_code, &r.error_message);
   }
