@@ -364,6 +364,8 @@ class Cluster:
 
     def start(self, timeout=60):
         self._start_watchdog()
+        if not self.kafka_home:
+            self._snapshot_binary()
         if self.kafka_home:
             self.kafka_cluster_id = self._kafka_cluster_id()
         self.zk_start()
@@ -377,6 +379,26 @@ class Cluster:
         for b in self.brokers:
             self._wait_listening(b, timeout)
         log(f"cluster up in {self.dir}: bootstrap {self.bootstrap()}")
+
+    def _snapshot_binary(self, timeout=60):
+        """Copies the broker binary into the cluster dir and runs that copy from then on: a
+        rebuild of build/varve in the middle of a run must not change or break the brokers
+        (a restart would otherwise exec a half-written file)."""
+        src = self.varve_bin
+        dst = os.path.join(self.dir, "bin", "varve")
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            before = os.stat(src)
+            shutil.copy2(src, dst)
+            after = os.stat(src)
+            if (before.st_mtime_ns, before.st_size) == (after.st_mtime_ns, after.st_size) and \
+                    after.st_size == os.stat(dst).st_size and time.time() - after.st_mtime > 2:
+                break
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{src} kept changing for {timeout}s (being rebuilt?)")
+            time.sleep(2)
+        self.varve_bin = dst
 
     def bootstrap(self):
         return ",".join(f"127.0.0.1:{b.proxy_port}" for b in self.brokers)
