@@ -188,6 +188,11 @@ def test_cluster_kill_restart_pause_isolate_heal():
         c.heal(1)
         assert cl.wait_until(lambda: metadata_ok(one), 30, "broker 1 to answer after heal")
 
+        pids = [x.pid for x in c.brokers] + [c.zk_pid]
+        c.stop(2)
+        c.stop_all()
+        assert not any(cl.alive(p) for p in pids)
+
 
 def run_verifier_then(client, mutate):
     """Runs the verifier against a 1-broker cluster for 3,000 records, calls mutate(cluster)
@@ -263,12 +268,12 @@ time.sleep(600)
                 break
         else:
             pytest.fail("the child harness did not start its cluster")
-        assert cl._proc_state(zk_pid) is not None and cl._proc_state(broker_pid) is not None
+        assert cl.alive(zk_pid) and cl.alive(broker_pid)
     finally:
         child.kill()  # SIGKILL: no atexit, no cleanup in the harness itself
         child.wait()
     try:
-        cl.wait_until(lambda: cl._proc_state(zk_pid) is None and cl._proc_state(broker_pid) is None,
+        cl.wait_until(lambda: not cl.alive(zk_pid) and not cl.alive(broker_pid),
                       30, "the watchdog to kill ZooKeeper and the broker")
     finally:
         if cluster_dir:

@@ -141,6 +141,12 @@ def _proc_state(pid):
         return None
 
 
+def alive(pid):
+    """The process exists and is not a zombie (ZooKeeper's parent is gone, so nothing in
+    this process reaps it)."""
+    return _proc_state(pid) not in (None, "Z", "X")
+
+
 # ---- the proxy ------------------------------------------------------------------------------
 
 class _Conn:
@@ -428,7 +434,7 @@ class Cluster:
         self.zk_started = False
         # cluster.sh finds ZooKeeper through its pid file; if that is gone (someone removed
         # the cluster dir), stop the pid remembered at start.
-        if self.zk_pid is not None and _proc_state(self.zk_pid) is not None:
+        if self.zk_pid is not None and alive(self.zk_pid):
             try:
                 with open(f"/proc/{self.zk_pid}/cmdline", "rb") as f:
                     ours = b"QuorumPeerMain" in f.read()
@@ -626,6 +632,22 @@ class Cluster:
             os.kill(b.proc.pid, signal.SIGKILL)
             b.proc.wait(30)
         log(f"broker {i}: stopped (SIGTERM)")
+
+    def stop_all(self, graceful=True):
+        """Stops every broker (SIGTERM, i.e. controlled shutdown, when graceful, else SIGKILL;
+        a paused broker is continued first) and then ZooKeeper. The cluster can be started
+        again broker by broker with zk_start() and restart(i)."""
+        for b in self.brokers:  # paused brokers first: a controlled shutdown needs the others
+            if b.pid is not None and b.stopped:
+                self.cont(b.id)
+        for b in self.brokers:
+            if b.pid is not None:
+                if graceful:
+                    self.terminate(b.id)
+                else:
+                    self.kill(b.id)
+        if self.zk_started:
+            self.zk_stop()
 
     def restart(self, i, timeout=60):
         """Starts broker i again with the same config and data (kills it first if it runs).
