@@ -324,6 +324,62 @@ void txn_wiring::on_leadership(int32_t p, bool leader) {
   refill_producer_ids();
 }
 
+// ---------------------------------------------------------------- verification
+
+void txn_wiring::verify_remote(int32_t coordinator_node, std::string transactional_id,
+                               int64_t producer_id, int16_t producer_epoch,
+                               std::vector<coordinator::txn_partition> partitions,
+                               std::function<void(std::vector<error_code>)> done) {
+  std::optional<cluster::broker_endpoint> ep;
+  for (const auto& be : b_.metadata()->brokers) {
+    if (be.id == coordinator_node) ep = be;
+  }
+  protocol::add_partitions_to_txn_request req;
+  auto& t = req.transactions.emplace_back();
+  t.transactional_id = transactional_id;
+  t.producer_id = producer_id;
+  t.producer_epoch = producer_epoch;
+  t.verify_only = true;
+  for (const auto& tp : partitions) {
+    if (t.topics.empty() || t.topics.back().name != tp.topic) t.topics.emplace_back().name = tp.topic;
+    t.topics.back().partitions.push_back(tp.partition);
+  }
+  auto alive = alive_;
+  broker* b = &b_;
+  const unsigned home = shard_;
+  send([b, home, alive, ep, req = std::move(req), partitions, done = std::move(done)]() mutable {
+    std::vector<error_code> out(partitions.size(), error_code::network_exception);
+    std::string error;
+    std::unique_ptr<net::broker_connection> conn;
+    protocol::add_partitions_to_txn_response resp;
+    if (ep && (conn = net::broker_connection::open(ep->host, ep->port, kSenderTimeoutMs, &error,
+                                                   "varve-txn-verify")) &&
+        conn->pick_version(protocol::add_partitions_to_txn_request::api_key, 4,
+                           protocol::add_partitions_to_txn_request::max_version) >= 4 &&
+        conn->call(req, &resp, &error)) {
+      for (size_t i = 0; i < partitions.size(); ++i) {
+        out[i] = resp.error_code != 0 ? static_cast<error_code>(resp.error_code)
+                                      : error_code::unknown_server_error;
+        for (const auto& r : resp.results_by_transaction) {
+          for (const auto& tr : r.topic_results) {
+            if (tr.name != partitions[i].topic) continue;
+            for (const auto& pr : tr.results_by_partition) {
+              if (pr.partition_index == partitions[i].partition) {
+                out[i] = static_cast<error_code>(pr.partition_error_code);
+              }
+            }
+          }
+        }
+      }
+    } else {
+      VLOG_WARN(kLog) << "transaction verification call failed: " << error;
+    }
+    asio::post(b->shards().loop(home), [alive, out = std::move(out), done = std::move(done)] {
+      if (*alive) done(out);
+    });
+  });
+}
+
 // ---------------------------------------------------------------- markers
 
 void txn_wiring::write_markers(coordinator::txn_marker_request request, done_fn done) {

@@ -60,6 +60,13 @@ class txn_wiring {
   // Runs `fn` once the HW of `tp` (hosted on `shard`) passes `required_offset` while the
   // leader epoch is still `epoch`, with NONE or the error that ended the wait; on `shard`'s
   // loop. Also used by WriteTxnMarkers.
+  // KIP-890 verification against a transaction coordinator on another broker: sends
+  // AddPartitionsToTxn (v4+, verify_only) from the sender thread and calls `done` on this
+  // shard's loop with one error per partition (all NETWORK_EXCEPTION if the call failed).
+  void verify_remote(int32_t coordinator_node, std::string transactional_id, int64_t producer_id,
+                     int16_t producer_epoch, std::vector<coordinator::txn_partition> partitions,
+                     std::function<void(std::vector<protocol::error_code>)> done);
+
   static void wait_for_high_watermark(broker& b, unsigned shard, replication::topic_partition tp,
                                       int64_t required_offset, int32_t epoch, int64_t timeout_ms,
                                       std::function<void(protocol::error_code)> fn);

@@ -84,6 +84,12 @@ asio::awaitable<void> describe_producers(request_context&, describe_producers_re
 asio::awaitable<protocol::error_code> find_txn_coordinator(request_context&, const std::string& key,
                                                  int32_t* node_id, std::string* host,
                                                  int32_t* port);
+// KIP-890 part 1 for Produce: asks the transactional id's coordinator (on this broker or
+// another) whether each partition is in the producer's ongoing transaction; one error per
+// partition, in order (NONE = append).
+asio::awaitable<std::vector<protocol::error_code>> verify_txn_partitions(
+    request_context&, const std::string& transactional_id, int64_t producer_id,
+    int16_t producer_epoch, const std::vector<std::pair<std::string, int32_t>>& partitions);
 asio::awaitable<void> write_txn_markers(request_context&, write_txn_markers_request&,
                                         write_txn_markers_response&);
 asio::awaitable<void> txn_offset_commit(request_context&, txn_offset_commit_request&,

@@ -44,6 +44,13 @@ txn_route route_txn(broker& b, const std::string& transactional_id) {
   return r;
 }
 
+// The broker leading __transaction_state partition p, or -1.
+int32_t coordinator_node(broker& b, int32_t p) {
+  auto t = b.metadata()->find(std::string(coordinator::kTransactionStateTopic));
+  if (!t || p < 0 || p >= static_cast<int32_t>(t->partitions.size())) return -1;
+  return t->partitions[p].leader;
+}
+
 // Runs start(coordinator, done) on `shard` and waits until the coordinator calls done.
 template <typename T, typename Start>
 asio::awaitable<T> wait_on_txn(broker& b, unsigned shard, Start& start) {
@@ -578,6 +585,36 @@ asio::awaitable<error_code> find_txn_coordinator(request_context& ctx, const std
     }
   }
   co_return error_code::coordinator_not_available;
+}
+
+asio::awaitable<std::vector<error_code>> verify_txn_partitions(
+    request_context& ctx, const std::string& transactional_id, int64_t producer_id,
+    int16_t producer_epoch, const std::vector<std::pair<std::string, int32_t>>& partitions) {
+  broker& b = ctx.b;
+  add_partitions_call c;
+  c.transactional_id = transactional_id;
+  c.producer_id = producer_id;
+  c.producer_epoch = producer_epoch;
+  c.verify_only = true;
+  for (const auto& [topic, p] : partitions) c.partitions.push_back({topic, p});
+  const txn_route route = route_txn(b, transactional_id);
+  if (route.error != error_code::not_coordinator) {
+    // Served here (or no coordinator at all: that error for every partition).
+    auto op = add_partitions_one(b, c);
+    co_return co_await std::move(op);
+  }
+  const int32_t node = coordinator_node(b, route.partition);
+  if (node < 0) co_return std::vector<error_code>(partitions.size(), error_code::not_coordinator);
+  const unsigned shard = static_cast<unsigned>(std::max(shard_set::current(), 0));
+  auto init = [&b, shard, node, &c](auto handler) {
+    auto h = std::make_shared<decltype(handler)>(std::move(handler));
+    b.txn_services(shard).verify_remote(node, c.transactional_id, c.producer_id,
+                                        c.producer_epoch, c.partitions,
+                                        [h](std::vector<error_code> r) { (*h)(std::move(r)); });
+  };
+  auto wait = asio::async_initiate<const asio::use_awaitable_t<>&, void(std::vector<error_code>)>(
+      init, asio::use_awaitable);
+  co_return co_await std::move(wait);
 }
 
 asio::awaitable<void> write_txn_markers(request_context& ctx, write_txn_markers_request& req,
