@@ -95,11 +95,16 @@ public final class Main {
     return Admin.create(p);
   }
 
+  /** Replication factor of the test topics: $VARVE_TXN_RF (a cluster run), else 1. */
+  static short replicationFactor() {
+    return Short.parseShort(System.getenv().getOrDefault("VARVE_TXN_RF", "1"));
+  }
+
   static void createTopics(int partitions, String... names) throws Exception {
     try (Admin admin = admin()) {
       List<NewTopic> topics = new ArrayList<>();
       for (String n : names) {
-        topics.add(new NewTopic(n, partitions, (short) 1));
+        topics.add(new NewTopic(n, partitions, replicationFactor()));
       }
       admin.createTopics(topics).all().get(60, TimeUnit.SECONDS);
     }
