@@ -181,10 +181,9 @@ void controller::start() {
 }
 
 void controller::stop() {
-  if (zk_ && active_) {
-    active_ = false;
-    zk_->remove_recursive("/controller");
-  }
+  // No ZooKeeper call here (it may be unreachable at shutdown): closing the session, when
+  // the store is destroyed, removes /controller and this broker's registration at once.
+  active_ = false;
 }
 
 void controller::elect_controller() {
@@ -494,6 +493,13 @@ std::shared_ptr<topic_metadata> controller::read_topic(const std::string& name) 
     partition_state ps;
     ps.partition = p;
     ps.replicas = parts.at(std::to_string(p)).get<std::vector<int32_t>>();
+    const std::string key = std::to_string(p);
+    if (j.contains("adding_replicas") && j["adding_replicas"].contains(key)) {
+      ps.adding_replicas = j["adding_replicas"][key].get<std::vector<int32_t>>();
+    }
+    if (j.contains("removing_replicas") && j["removing_replicas"].contains(key)) {
+      ps.removing_replicas = j["removing_replicas"][key].get<std::vector<int32_t>>();
+    }
     if (auto state = store_->get(state_path(name, p))) {
       const json s = json::parse(state->data);
       ps.leader = s.at("leader").get<int32_t>();
@@ -514,21 +520,29 @@ std::shared_ptr<topic_metadata> controller::read_topic(const std::string& name) 
 
 void controller::write_topic(const topic_metadata& t, bool create) {
   json parts = json::object();
-  for (const auto& p : t.partitions) parts[std::to_string(p.partition)] = p.replicas;
+  json adding = json::object();
+  json removing = json::object();
+  for (const auto& p : t.partitions) {
+    parts[std::to_string(p.partition)] = p.replicas;
+    if (!p.adding_replicas.empty()) adding[std::to_string(p.partition)] = p.adding_replicas;
+    if (!p.removing_replicas.empty()) removing[std::to_string(p.partition)] = p.removing_replicas;
+  }
   const json assignment = {{"version", 3},
                            {"topic_id", to_base64url(t.id.data(), t.id.size())},
                            {"partitions", parts},
+                           {"adding_replicas", adding},
+                           {"removing_replicas", removing},
                            {"internal", t.internal}};
   json cfg = json::object();
   for (const auto& [k, v] : t.configs) cfg[k] = v;
   // Config first, then partition states, then the assignment: a crash part-way leaves no
   // topic node (so the topic does not exist) rather than a topic without its state.
+  // Existing partition states are left alone: they change only through
+  // write_partition_state(), whose conditional writes track each node's version.
   const std::string cfg_data = json{{"version", 1}, {"config", cfg}}.dump();
   if (!store_->create(config_path(t.name), cfg_data)) store_->set(config_path(t.name), cfg_data, -1);
   for (const auto& p : t.partitions) {
-    const std::string s = state_json(p, epoch_);
-    if (!store_->create(state_path(t.name, p.partition), s))
-      store_->set(state_path(t.name, p.partition), s, -1);
+    store_->create(state_path(t.name, p.partition), state_json(p, epoch_));
   }
   if (create) {
     if (!store_->create(topic_path(t.name), assignment.dump()))
@@ -840,6 +854,141 @@ int controller::auto_rebalance(int32_t imbalance_percentage) {
   return moved;
 }
 
+bool controller::commit_partition_change(const std::string& topic, partition_state next,
+                                         const std::vector<int32_t>& stop_and_delete) {
+  auto it = topics_.find(topic);
+  if (it == topics_.end()) return false;
+  if (!write_partition_state(topic, next)) return false;
+  auto t = std::make_shared<topic_metadata>(*it->second);
+  t->partitions[next.partition] = next;
+  write_topic(*t, false);
+  it->second = t;
+  if (channel_) {
+    for (int32_t r : stop_and_delete) {
+      if (live(r)) channel_->stop_replica(r, epoch_, {{topic, next.partition}}, true);
+    }
+  }
+  broadcast({{topic, t->id, next}});
+  return true;
+}
+
+topic_result controller::reassign(const std::string& topic, int32_t partition,
+                                  const std::vector<int32_t>& target) {
+  if (!active_) return {error_code::not_controller, "not the active controller"};
+  auto it = topics_.find(topic);
+  if (it == topics_.end() || partition < 0 ||
+      partition >= static_cast<int32_t>(it->second->partitions.size())) {
+    return {error_code::unknown_topic_or_partition, "no such partition"};
+  }
+  const partition_state cur = it->second->partitions[partition];
+  const bool ongoing = !cur.adding_replicas.empty() || !cur.removing_replicas.empty();
+  // The replica set before any reassignment in progress.
+  std::vector<int32_t> original;
+  for (int32_t r : cur.replicas) {
+    if (!contains(cur.adding_replicas, r)) original.push_back(r);
+  }
+  partition_state next = cur;
+  std::vector<int32_t> stop;
+  if (target.empty()) {
+    if (!ongoing) return {error_code::no_reassignment_in_progress, "no reassignment in progress"};
+    next.replicas = original;
+    stop = cur.adding_replicas;
+  } else {
+    if (std::string why = check_assignment({target}, 1); !why.empty()) {
+      return {error_code::invalid_replica_assignment, why};
+    }
+    next.replicas = target;
+    for (int32_t r : original) {
+      if (!contains(target, r)) next.replicas.push_back(r);
+    }
+    for (int32_t r : cur.adding_replicas) {
+      if (!contains(target, r)) stop.push_back(r);  // an earlier target no longer wanted
+    }
+  }
+  next.adding_replicas.clear();
+  next.removing_replicas.clear();
+  if (!target.empty()) {
+    for (int32_t r : target) {
+      if (!contains(original, r)) next.adding_replicas.push_back(r);
+    }
+    for (int32_t r : original) {
+      if (!contains(target, r)) next.removing_replicas.push_back(r);
+    }
+  }
+  std::erase_if(next.isr, [&](int32_t r) { return !contains(next.replicas, r); });
+  if (next.leader >= 0 && !contains(next.replicas, next.leader)) next.leader = -1;
+  if (next.leader < 0) {
+    for (int32_t r : next.replicas) {
+      if (live(r) && contains(next.isr, r)) {
+        next.leader = r;
+        break;
+      }
+    }
+  }
+  if (next.replicas == cur.replicas && next.adding_replicas == cur.adding_replicas &&
+      next.removing_replicas == cur.removing_replicas) {
+    return {};
+  }
+  // A new epoch: the leader rebuilds its follower set, stale fetches are fenced.
+  next.leader_epoch = cur.leader_epoch + 1;
+  VLOG_INFO(kLog) << topic << "-" << partition << ": reassignment "
+                  << (target.empty() ? "cancelled" : "started") << ", replicas now "
+                  << next.replicas.size() << " (" << next.adding_replicas.size() << " adding, "
+                  << next.removing_replicas.size() << " removing)";
+  if (!commit_partition_change(topic, next, stop)) {
+    return {error_code::unknown_server_error, "partition state changed concurrently"};
+  }
+  maybe_complete_reassignment(topic, partition);
+  return {};
+}
+
+void controller::maybe_complete_reassignment(const std::string& topic, int32_t partition) {
+  auto it = topics_.find(topic);
+  if (it == topics_.end() || partition >= static_cast<int32_t>(it->second->partitions.size())) {
+    return;
+  }
+  const partition_state cur = it->second->partitions[partition];
+  if (cur.adding_replicas.empty() && cur.removing_replicas.empty()) return;
+  std::vector<int32_t> target;
+  for (int32_t r : cur.replicas) {
+    if (!contains(cur.removing_replicas, r)) target.push_back(r);
+  }
+  for (int32_t r : target) {
+    if (!contains(cur.isr, r)) return;  // still catching up
+  }
+  partition_state next = cur;
+  next.replicas = target;
+  next.adding_replicas.clear();
+  next.removing_replicas.clear();
+  std::erase_if(next.isr, [&](int32_t r) { return !contains(target, r); });
+  if (!contains(target, next.leader) || !live(next.leader)) {
+    next.leader = -1;
+    for (int32_t r : target) {
+      if (live(r) && contains(next.isr, r)) {
+        next.leader = r;
+        break;
+      }
+    }
+    ++stats_.leader_elections;
+  }
+  next.leader_epoch = cur.leader_epoch + 1;
+  VLOG_INFO(kLog) << topic << "-" << partition << ": reassignment complete, leader "
+                  << next.leader;
+  commit_partition_change(topic, next, cur.removing_replicas);
+}
+
+std::vector<partition_update> controller::reassignments_in_progress() const {
+  std::vector<partition_update> out;
+  for (const auto& [name, t] : topics_) {
+    for (const auto& ps : t->partitions) {
+      if (!ps.adding_replicas.empty() || !ps.removing_replicas.empty()) {
+        out.push_back({name, t->id, ps});
+      }
+    }
+  }
+  return out;
+}
+
 std::map<std::string, std::string> controller::read_topic_configs(const std::string& name) {
   std::map<std::string, std::string> out;
   if (auto cfg = store_->get(config_path(name)); cfg && !cfg->data.empty()) {
@@ -914,6 +1063,10 @@ alter_partition_result controller::alter_partition(int32_t broker, const std::st
                   << next.leader_epoch << ")";
   out.state = next;
   broadcast({{topic, t->id, next}});
+  maybe_complete_reassignment(topic, partition);
+  if (auto again = topics_.find(topic); again != topics_.end()) {
+    out.state = again->second->partitions[partition];
+  }
   return out;
 }
 

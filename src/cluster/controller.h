@@ -137,7 +137,8 @@ class controller {
   // Single node: loads the store and becomes active. Cluster: registers this broker,
   // joins the controller election and watches for changes.
   void start();
-  // Controlled shutdown of this broker in cluster mode: resign and close the session.
+  // Resigns; the ZooKeeper session (and with it /controller and the registration) closes
+  // when the store is destroyed.
   void stop();
 
   bool active() const { return active_; }
@@ -179,6 +180,15 @@ class controller {
   // (when it is live and in the ISR). Returns the number of leaders moved.
   int auto_rebalance(int32_t imbalance_percentage);
 
+  // AlterPartitionReassignments (KIP-455): `target` empty cancels a pending reassignment.
+  // The replica set becomes target + original (new replicas start as followers); once every
+  // target replica is in the ISR, leadership moves into the target if needed, the replica
+  // set becomes the target, and the removed replicas get StopReplica with delete.
+  topic_result reassign(const std::string& topic, int32_t partition,
+                        const std::vector<int32_t>& target);
+  // Partitions with a reassignment in progress.
+  std::vector<partition_update> reassignments_in_progress() const;
+
   // Topic config overrides as stored (brokers that are not the controller read them).
   std::map<std::string, std::string> read_topic_configs(const std::string& name);
 
@@ -209,6 +219,11 @@ class controller {
   // ISRs; writes and collects the changed partitions.
   void reelect(const std::set<int32_t>& excluded, std::vector<partition_update>* changed);
   std::shared_ptr<const metadata_snapshot> build_snapshot() const;
+  // Completes the reassignment of one partition if every target replica is in the ISR.
+  void maybe_complete_reassignment(const std::string& topic, int32_t partition);
+  // Writes a changed partition (assignment and state) and announces it.
+  bool commit_partition_change(const std::string& topic, partition_state next,
+                               const std::vector<int32_t>& stop_and_delete);
   // Sends LeaderAndIsr for `changed` to their replicas, then UpdateMetadata to everyone.
   void broadcast(const std::vector<partition_update>& changed,
                  const std::vector<int32_t>& full_leader_and_isr_to = {});

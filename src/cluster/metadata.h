@@ -31,6 +31,10 @@ struct partition_state {
   int32_t partition_epoch = 0;  // bumped on every leader/ISR change (AlterPartition)
   std::vector<int32_t> replicas;
   std::vector<int32_t> isr;
+  // During a reassignment (KIP-455) `replicas` is target + original; these name the ones
+  // being added and removed. Both empty otherwise.
+  std::vector<int32_t> adding_replicas;
+  std::vector<int32_t> removing_replicas;
 };
 
 struct topic_metadata {

@@ -44,6 +44,7 @@ class broker_connection {
   // response. False (and *error) on any failure, including no common version.
   template <typename Req, typename Resp>
   bool call(const Req& req, Resp* resp, std::string* error, int16_t max_version = Req::max_version) {
+    local_error_ = true;  // until the request is on the wire
     const int16_t version = pick_version(Req::api_key, Req::min_version, max_version);
     if (version < 0) {
       *error = address_ + " supports no common version of api " + std::to_string(Req::api_key);
@@ -51,11 +52,13 @@ class broker_connection {
     }
     protocol::writer w;
     req.encode(w, version);
-    std::vector<uint8_t> body;
-    if (!w.ok() || !round_trip(Req::api_key, version, w, &body, error)) {
-      if (!w.ok()) *error = "request not representable at version " + std::to_string(version);
+    if (!w.ok()) {
+      *error = "request not representable at version " + std::to_string(version);
       return false;
     }
+    local_error_ = false;
+    std::vector<uint8_t> body;
+    if (!round_trip(Req::api_key, version, w, &body, error)) return false;
     protocol::reader r(body);
     if (!resp->decode(r, version) || !r.ok()) {
       *error = "malformed response to api " + std::to_string(Req::api_key) + " from " + address_;
@@ -63,6 +66,10 @@ class broker_connection {
     }
     return true;
   }
+
+  // After a failed call(): true if the request never left this process (no common version,
+  // not representable) — retrying it on the same broker cannot help.
+  bool last_error_was_local() const { return local_error_; }
 
   const std::string& address() const { return address_; }
 
@@ -78,6 +85,7 @@ class broker_connection {
   std::string address_;
   int timeout_ms_;
   std::string client_id_;
+  bool local_error_ = false;
   int32_t next_correlation_id_ = 1;
   std::map<int16_t, std::pair<int16_t, int16_t>> broker_versions_;  // api -> [min, max]
 };

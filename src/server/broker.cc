@@ -477,14 +477,19 @@ protocol::error_code broker::apply_stop_replica(
     by_shard[shard_of(tp)].push_back(tp);
   }
   if (!delete_partitions) return protocol::error_code::none;
-  // Drop them from our view first, so a following apply does not reopen them.
+  // Drop this broker from those partitions' replicas in our view first, so an apply before
+  // the controller's next UpdateMetadata does not reopen them.
   auto cur = cache_.get();
   auto next = std::make_shared<cluster::metadata_snapshot>(*cur);
   for (const auto& [topic, p] : parts) {
     auto it = next->topics.find(topic);
-    if (it == next->topics.end()) continue;
-    next->names_by_id.erase(it->second->id);
-    next->topics.erase(it);
+    if (it == next->topics.end() || p < 0 ||
+        p >= static_cast<int32_t>(it->second->partitions.size())) {
+      continue;
+    }
+    auto t = std::make_shared<cluster::topic_metadata>(*it->second);
+    std::erase(t->partitions[p].replicas, node_id_);
+    it->second = t;
   }
   cache_.publish(next);
   for (auto& [s, tps] : by_shard) {
@@ -502,11 +507,16 @@ void broker::shutdown() {
   // Controlled shutdown (cluster): leadership moves to other replicas before we stop, so
   // producers see a clean NOT_LEADER_OR_FOLLOWER and no acknowledged write waits on us.
   if (zk_ && config_.get_bool("controlled.shutdown.enable")) {
-    if (controller_->active()) {
-      protocol::error_code ignored;
-      controller_->controlled_shutdown(node_id_, &ignored);
-    } else if (!link_->controlled_shutdown(config_.get_int("controlled.shutdown.max.retries"))) {
-      VLOG_WARN(kLog) << "controlled shutdown did not complete; stopping anyway";
+    try {
+      if (controller_->active()) {
+        protocol::error_code ignored;
+        controller_->controlled_shutdown(node_id_, &ignored);
+      } else if (!link_->controlled_shutdown(config_.get_int("controlled.shutdown.max.retries"))) {
+        VLOG_WARN(kLog) << "controlled shutdown did not complete; stopping anyway";
+      }
+    } catch (const std::exception& e) {
+      // ZooKeeper unreachable: the other brokers learn of our exit from the session.
+      VLOG_WARN(kLog) << "controlled shutdown failed (" << e.what() << "); stopping anyway";
     }
   }
   stopping_flag_ = true;

@@ -262,7 +262,13 @@ void cluster_link::brokers_changed(const std::vector<cluster::broker_endpoint>& 
               conn = net::broker_connection::open(ep.host, ep.port, kTimeoutMs, &error,
                                                   "varve-controller-" + std::to_string(b_.node_id()));
             }
-            if (conn && fn(*conn, &error)) {
+            const bool sent = conn && fn(*conn, &error);
+            if (sent || (conn && conn->last_error_was_local())) {
+              // A request this broker cannot take at all is a bug on our side: say so and
+              // move on, rather than blocking every later request to it.
+              if (!sent) {
+                VLOG_ERROR(kLog) << "dropping a request to broker " << s->id << ": " << error;
+              }
               failures = 0;
               std::lock_guard lock(mu_);
               if (!s->queue.empty()) s->queue.pop_front();
@@ -355,7 +361,7 @@ void cluster_link::stop_replica(int32_t broker, int32_t controller_epoch,
   auto req = std::make_shared<protocol::stop_replica_request>();
   req->controller_id = b_.node_id();
   req->controller_epoch = controller_epoch;
-  req->delete_partitions = delete_partitions;
+  // Only the v3+ shape (per-partition delete flags) is filled; the call is pinned to v3+.
   for (const auto& [topic, p] : partitions) {
     protocol::stop_replica_request::stop_replica_topic_state* ts = nullptr;
     for (auto& t : req->topic_states) {
@@ -369,18 +375,6 @@ void cluster_link::stop_replica(int32_t broker, int32_t controller_epoch,
     ps.partition_index = p;
     ps.leader_epoch = -2;  // deletion: regardless of epoch, as Kafka sends it
     ps.delete_partition = delete_partitions;
-    bool found = false;
-    for (auto& t : req->topics) {
-      if (t.name == topic) {
-        t.partition_indexes.push_back(p);
-        found = true;
-      }
-    }
-    if (!found) {
-      auto& t = req->topics.emplace_back();
-      t.name = topic;
-      t.partition_indexes.push_back(p);
-    }
   }
   enqueue(broker, [req](net::broker_connection& c, std::string* error) {
     protocol::stop_replica_response resp;

@@ -95,6 +95,10 @@ constexpr api_entry kApis[] = {
     entry<controlled_shutdown_request, controlled_shutdown_response, h::controlled_shutdown>(
         "ControlledShutdown"),
     entry<elect_leaders_request, elect_leaders_response, h::elect_leaders>("ElectLeaders"),
+    entry<alter_partition_reassignments_request, alter_partition_reassignments_response,
+          h::alter_partition_reassignments>("AlterPartitionReassignments"),
+    entry<list_partition_reassignments_request, list_partition_reassignments_response,
+          h::list_partition_reassignments>("ListPartitionReassignments"),
     entry<join_group_request, join_group_response, h::join_group>("JoinGroup"),
     entry<sync_group_request, sync_group_response, h::sync_group>("SyncGroup"),
     entry<heartbeat_request, heartbeat_response, h::heartbeat>("Heartbeat"),

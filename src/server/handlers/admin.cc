@@ -410,6 +410,23 @@ bool reject_non_topic(const Resource& res, Result& rr) {
   return true;
 }
 
+// IncrementalAlterConfigs on a broker that only DELETEs keys: nothing is set dynamically,
+// so there is nothing to delete — success (kafka-reassign-partitions --verify clears its
+// replication throttles this way).
+bool only_deletes_on_broker(const incremental_alter_configs_request::alter_configs_resource& res,
+                            incremental_alter_configs_response::alter_configs_resource_response& rr) {
+  constexpr int8_t kDelete = 1;
+  if (res.resource_type != kResourceBroker) return false;
+  for (const auto& c : res.configs) {
+    if (c.config_operation != kDelete) return false;
+  }
+  rr.resource_type = res.resource_type;
+  rr.resource_name = res.resource_name;
+  rr.error_code = 0;
+  rr.error_message = std::nullopt;
+  return true;
+}
+
 std::map<std::string, std::string> alter_configs_map(
     const alter_configs_request::alter_configs_resource& res) {
   std::map<std::string, std::string> configs;
@@ -513,7 +530,7 @@ asio::awaitable<void> incremental_alter_configs(request_context& ctx,
                                                 incremental_alter_configs_response& resp) {
   for (auto& res : req.resources) {
     auto& rr = resp.responses.emplace_back();
-    if (reject_non_topic(res, rr)) continue;
+    if (only_deletes_on_broker(res, rr) || reject_non_topic(res, rr)) continue;
     std::map<std::string, std::string> configs;
     std::string error;
     if (!incremental_configs(ctx, res, &configs, &error)) {

@@ -50,6 +50,12 @@ asio::awaitable<void> controlled_shutdown(request_context&, controlled_shutdown_
                                           controlled_shutdown_response&);
 asio::awaitable<void> elect_leaders(request_context&, elect_leaders_request&,
                                     elect_leaders_response&);
+asio::awaitable<void> alter_partition_reassignments(request_context&,
+                                                    alter_partition_reassignments_request&,
+                                                    alter_partition_reassignments_response&);
+asio::awaitable<void> list_partition_reassignments(request_context&,
+                                                   list_partition_reassignments_request&,
+                                                   list_partition_reassignments_response&);
 asio::awaitable<void> find_coordinator(request_context&, find_coordinator_request&,
                                        find_coordinator_response&);
 asio::awaitable<void> join_group(request_context&, join_group_request&, join_group_response&);

@@ -4,6 +4,7 @@
 //                                               shard's replica manager
 //   AlterPartition, ControlledShutdown          broker → active controller
 //   ElectLeaders                                admin → active controller (preferred leader)
+//   Alter/ListPartitionReassignments            admin → active controller (KIP-455)
 // A broker whose controller is not active answers the controller-bound requests with
 // NOT_CONTROLLER, so the sender looks the controller up again.
 #include "server/cluster_link.h"
@@ -202,6 +203,118 @@ asio::awaitable<void> elect_leaders(request_context& ctx, elect_leaders_request&
   });
   resp.error_code = to_wire(co_await std::move(op));
   fill_elect(results, resp);
+}
+
+}  // namespace varve::server::handlers
+
+namespace varve::server::handlers {
+namespace {
+struct reassignment_item {
+  std::string topic;
+  int32_t partition = 0;
+  std::vector<int32_t> target;  // empty: cancel
+  cluster::topic_result result;
+};
+
+std::vector<reassignment_item> reassignment_items(const alter_partition_reassignments_request& req) {
+  std::vector<reassignment_item> out;
+  for (const auto& t : req.topics) {
+    for (const auto& p : t.partitions) {
+      reassignment_item it;
+      it.topic = t.name;
+      it.partition = p.partition_index;
+      if (p.replicas) {
+        it.target = *p.replicas;
+        if (it.target.empty()) {
+          it.result = {error_code::invalid_replica_assignment, "the target replica list is empty"};
+        }
+      }
+      out.push_back(std::move(it));
+    }
+  }
+  return out;
+}
+
+void fill_reassignments(const std::vector<reassignment_item>& items,
+                        alter_partition_reassignments_response& resp) {
+  for (const auto& it : items) {
+    alter_partition_reassignments_response::reassignable_topic_response* tr = nullptr;
+    for (auto& x : resp.responses) {
+      if (x.name == it.topic) tr = &x;
+    }
+    if (!tr) {
+      tr = &resp.responses.emplace_back();
+      tr->name = it.topic;
+    }
+    auto& pr = tr->partitions.emplace_back();
+    pr.partition_index = it.partition;
+    pr.error_code = to_wire(it.result.error);
+    if (!it.result.message.empty()) pr.error_message = it.result.message;
+  }
+}
+
+void fill_ongoing(const std::vector<cluster::partition_update>& ongoing,
+                  const list_partition_reassignments_request& req,
+                  list_partition_reassignments_response& resp) {
+  for (const auto& u : ongoing) {
+    if (req.topics) {
+      bool wanted = false;
+      for (const auto& t : *req.topics) {
+        wanted = wanted || (t.name == u.topic &&
+                            std::find(t.partition_indexes.begin(), t.partition_indexes.end(),
+                                      u.state.partition) != t.partition_indexes.end());
+      }
+      if (!wanted) continue;
+    }
+    list_partition_reassignments_response::ongoing_topic_reassignment* tr = nullptr;
+    for (auto& x : resp.topics) {
+      if (x.name == u.topic) tr = &x;
+    }
+    if (!tr) {
+      tr = &resp.topics.emplace_back();
+      tr->name = u.topic;
+    }
+    auto& pr = tr->partitions.emplace_back();
+    pr.partition_index = u.state.partition;
+    pr.replicas = u.state.replicas;
+    pr.adding_replicas = u.state.adding_replicas;
+    pr.removing_replicas = u.state.removing_replicas;
+  }
+}
+}  // namespace
+
+asio::awaitable<void> alter_partition_reassignments(request_context& ctx,
+                                                    alter_partition_reassignments_request& req,
+                                                    alter_partition_reassignments_response& resp) {
+  std::vector<reassignment_item> items = reassignment_items(req);
+  broker& b = ctx.b;
+  auto op = b.shards().invoke_on(0, [&b, &items] {
+    cluster::controller& c = b.controller_on_loop();
+    if (!c.active()) return error_code::not_controller;
+    for (auto& it : items) {
+      if (it.result.error == error_code::none) it.result = c.reassign(it.topic, it.partition, it.target);
+    }
+    return error_code::none;
+  });
+  const error_code e = co_await std::move(op);
+  resp.error_code = to_wire(e);
+  if (e == error_code::none) fill_reassignments(items, resp);
+}
+
+asio::awaitable<void> list_partition_reassignments(request_context& ctx,
+                                                   list_partition_reassignments_request& req,
+                                                   list_partition_reassignments_response& resp) {
+  broker& b = ctx.b;
+  std::vector<cluster::partition_update> ongoing;
+  auto op = b.shards().invoke_on(0, [&b, &ongoing] {
+    cluster::controller& c = b.controller_on_loop();
+    if (!c.active()) return error_code::not_controller;
+    ongoing = c.reassignments_in_progress();
+    return error_code::none;
+  });
+  const error_code e = co_await std::move(op);
+  resp.error_code = to_wire(e);
+  if (e == error_code::none) fill_ongoing(ongoing, req, resp);
 }
 
 }  // namespace varve::server::handlers
