@@ -14,7 +14,11 @@ import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.DescribeProducersResult.PartitionProducerState;
+import org.apache.kafka.clients.admin.ProducerState;
+import org.apache.kafka.clients.admin.TransactionDescription;
 import org.apache.kafka.clients.admin.TransactionListing;
+import org.apache.kafka.clients.admin.TransactionState;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
@@ -288,8 +292,9 @@ public final class Main {
    */
   static void abortedRecordsOnlyForReadUncommitted() throws Exception {
     final String topic = "txn-abort-" + suffix();
+    final String id = "abort-" + suffix();
     createTopics(1, topic);
-    try (KafkaProducer<String, String> p = producer("abort-" + suffix(), 60_000)) {
+    try (KafkaProducer<String, String> p = producer(id, 60_000)) {
       p.initTransactions();
       p.beginTransaction();
       for (int i = 0; i < 10; i++) {
@@ -317,6 +322,29 @@ public final class Main {
     require(all.size() == 30, "read_uncommitted sees " + all.size() + " records, expected 30");
     long aborted = all.stream().filter(v -> v.startsWith("a-")).count();
     require(aborted == 10, "read_uncommitted sees " + aborted + " aborted records, expected 10");
+
+    // The admin view: the id's last transaction committed, nothing open on the partition.
+    try (Admin admin = admin()) {
+      TransactionDescription d =
+          admin.describeTransactions(List.of(id)).description(id).get(60, TimeUnit.SECONDS);
+      require(d.state() == TransactionState.COMPLETE_COMMIT,
+          "DescribeTransactions state " + d.state() + ", expected COMPLETE_COMMIT");
+      require(d.topicPartitions().isEmpty(), "a completed transaction lists partitions: " + d);
+      boolean listed = false;
+      for (TransactionListing l : admin.listTransactions().all().get(60, TimeUnit.SECONDS)) {
+        listed |= l.transactionalId().equals(id) && l.producerId() == d.producerId();
+      }
+      require(listed, "ListTransactions does not list " + id);
+      TopicPartition tp = new TopicPartition(topic, 0);
+      PartitionProducerState ps =
+          admin.describeProducers(List.of(tp)).partitionResult(tp).get(60, TimeUnit.SECONDS);
+      require(ps.activeProducers().size() == 1, "DescribeProducers: " + ps.activeProducers());
+      ProducerState st = ps.activeProducers().get(0);
+      require(st.producerId() == d.producerId(), "DescribeProducers producer " + st.producerId()
+          + ", DescribeTransactions says " + d.producerId());
+      require(st.currentTransactionStartOffset().isEmpty(),
+          "DescribeProducers shows an open transaction: " + st);
+    }
   }
 
   /**
