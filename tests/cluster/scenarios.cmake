@@ -25,3 +25,6 @@ varve_cluster_scenario(kip101)
 # ZooKeeper restarted and the controller's session expired under an idempotent acks=all
 # producer: the cluster recovers (controller, leaders, full ISR) and nothing is lost.
 varve_cluster_scenario(zk_session)
+# Partition reassignment with Kafka's kafka-reassign-partitions tool: the new replica catches
+# up, leadership moves into the target, the removed replica is deleted, nothing is lost.
+varve_cluster_scenario(reassign)
