@@ -94,3 +94,38 @@ def test_librdkafka_second_producer_fences_the_first():
         failed = True
     assert failed, "the fenced producer committed"
     assert read_all(topic, "read_committed", 1) == ["fresh"]
+
+
+def test_txn_offsets_are_unstable_until_commit_then_visible():
+    """TxnOffsetCommit offsets stay pending: a read_committed consumer's committed() (OffsetFetch
+    with require_stable) gets UNSTABLE_OFFSET_COMMIT and retries until the transaction
+    commits; afterwards it sees them. Offsets of an aborted transaction never appear."""
+    topic = "rdk-offsets-" + uuid.uuid4().hex[:8]
+    group = "rdk-group-" + uuid.uuid4().hex[:8]
+    create_topic(topic)
+    conf = {"bootstrap.servers": BOOTSTRAP, "group.id": group, "enable.auto.commit": False,
+            "isolation.level": "read_committed"}
+    c = Consumer(conf)
+    tp = TopicPartition(topic, 0)
+    try:
+        p = transactional_producer("rdk-off-" + uuid.uuid4().hex[:8])
+        # Aborted: offset 5 must never become the group's offset.
+        p.begin_transaction()
+        p.produce(topic, b"x")
+        p.send_offsets_to_transaction([TopicPartition(topic, 0, 5)], c.consumer_group_metadata(), 30)
+        p.abort_transaction(60)
+        assert c.committed([tp], timeout=10)[0].offset < 0
+
+        p.begin_transaction()
+        p.produce(topic, b"y")
+        p.send_offsets_to_transaction([TopicPartition(topic, 0, 7)], c.consumer_group_metadata(), 30)
+        unstable = False
+        try:
+            c.committed([tp], timeout=3)
+        except Exception:  # _TIMED_OUT: librdkafka keeps retrying UNSTABLE_OFFSET_COMMIT
+            unstable = True
+        assert unstable, "committed() returned while the transaction's offsets were pending"
+        p.commit_transaction(60)
+        assert c.committed([tp], timeout=10)[0].offset == 7
+    finally:
+        c.close()
