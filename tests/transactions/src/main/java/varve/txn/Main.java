@@ -61,7 +61,7 @@ public final class Main {
 
   public static void main(String[] args) {
     if (args.length != 1) {
-      System.err.println("usage: Main ctp|abort|fencing|timeout");
+      System.err.println("usage: Main ctp|abort|fencing|timeout|copier");
       System.exit(2);
     }
     long start = System.nanoTime();
@@ -71,6 +71,7 @@ public final class Main {
         case "abort" -> abortedRecordsOnlyForReadUncommitted();
         case "fencing" -> zombieFencing();
         case "timeout" -> timedOutTransactionIsAborted();
+        case "copier" -> copier();
         default -> {
           System.err.println("unknown scenario " + args[0]);
           System.exit(2);
@@ -132,6 +133,11 @@ public final class Main {
   }
 
   static KafkaConsumer<String, String> consumer(String group, boolean readCommitted) {
+    return consumer(group, readCommitted, new Properties());
+  }
+
+  static KafkaConsumer<String, String> consumer(String group, boolean readCommitted,
+      Properties extra) {
     Properties p = new Properties();
     p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap());
     p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
@@ -143,6 +149,7 @@ public final class Main {
     if (group != null) {
       p.put(ConsumerConfig.GROUP_ID_CONFIG, group);
     }
+    p.putAll(extra);
     return new KafkaConsumer<>(p);
   }
 
@@ -283,6 +290,75 @@ public final class Main {
         total += om.offset();
       }
       require(total == n, "group " + group + " committed offsets sum to " + total + ", expected " + n);
+    }
+  }
+
+  /**
+   * A long-running copier for fault tests (cluster_ctp_faults_test.py): copies
+   * $VARVE_TXN_IN to $VARVE_TXN_OUT in transactions of whatever one poll returns, committing the
+   * consumed offsets of group $VARVE_TXN_GROUP in the same transaction, with transactional id
+   * $VARVE_TXN_ID. Exits 0 once the group's committed offsets add up to $VARVE_TXN_TOTAL.
+   * Abortable errors abort the transaction and rewind to the committed offsets; a fenced
+   * producer exits 3 (another copier took over). May be SIGKILLed and restarted at any time.
+   */
+  static void copier() throws Exception {
+    final String in = System.getenv("VARVE_TXN_IN");
+    final String out = System.getenv("VARVE_TXN_OUT");
+    final String group = System.getenv("VARVE_TXN_GROUP");
+    final String id = System.getenv("VARVE_TXN_ID");
+    final long total = Long.parseLong(System.getenv("VARVE_TXN_TOTAL"));
+    Properties cp = new Properties();
+    cp.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, 6_000);
+    cp.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, 1_000);
+    cp.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 500);
+    long transactions = 0;
+    long aborts = 0;
+    try (KafkaConsumer<String, String> consumer = consumer(group, true, cp);
+        KafkaProducer<String, String> producer = producer(id, 30_000)) {
+      producer.initTransactions();
+      consumer.subscribe(List.of(in));
+      long nextDoneCheck = 0;
+      while (true) {
+        ConsumerRecords<String, String> recs = consumer.poll(Duration.ofMillis(500));
+        if (recs.isEmpty()) {
+          long now = System.currentTimeMillis();
+          if (now >= nextDoneCheck && !consumer.assignment().isEmpty()) {
+            nextDoneCheck = now + 2_000;
+            long sum = 0;
+            for (OffsetAndMetadata om : consumer.committed(consumer.assignment()).values()) {
+              sum += om == null ? 0 : om.offset();
+            }
+            if (consumer.assignment().size() == consumer.partitionsFor(in).size() && sum >= total) {
+              System.out.println("copier done: " + transactions + " transactions, " + aborts + " aborted");
+              return;
+            }
+          }
+          continue;
+        }
+        try {
+          producer.beginTransaction();
+          Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+          for (ConsumerRecord<String, String> r : recs) {
+            producer.send(new ProducerRecord<>(out, r.key(), r.value()));
+            offsets.put(new TopicPartition(r.topic(), r.partition()), new OffsetAndMetadata(r.offset() + 1));
+          }
+          producer.sendOffsetsToTransaction(offsets, consumer.groupMetadata());
+          producer.commitTransaction();
+          transactions++;
+        } catch (ProducerFencedException | org.apache.kafka.common.errors.InvalidProducerEpochException
+            | org.apache.kafka.common.errors.FencedInstanceIdException e) {
+          System.out.println("copier fenced: " + e);
+          System.exit(3);
+        } catch (KafkaException e) {
+          System.out.println("copier: aborting after " + e);
+          aborts++;
+          producer.abortTransaction();
+          for (TopicPartition tp : consumer.assignment()) {
+            OffsetAndMetadata om = consumer.committed(Set.of(tp)).get(tp);
+            consumer.seek(tp, om == null ? 0 : om.offset());
+          }
+        }
+      }
     }
   }
 
