@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # make bench: Varve against Apache Kafka 4.x on this machine, in one run, with one client.
 #
-#   bench/run.sh [--quick|--full|--smoke] [--only w7]     (default --quick, every workload)
+#   bench/run.sh [--quick|--full|--smoke] [--only w2|w7]  (default --quick, every workload)
 #
 # --quick  every workload, small sizes: finishes in well under 10 minutes on 2 cores
 #          (W4 reads the ~1.4 GiB topic W1 wrote, not 2 GiB).
 # --full   W1 writes 2.5 GiB, W4 reads it warm and, when /proc/sys/vm/drop_caches is
 #          writable, cold; W3 runs 60 s.
 # --smoke  seconds-long workloads against Varve only: checks that the harness works
-#          (W7 with 100 partitions and 100 connections for 3 s).
-# --only w7  just W7 (both brokers, or Varve only with --smoke), no machine limits.
+#          (W7 with 100 partitions and 100 connections for 3 s; W2 on a 3-broker cluster).
+# --only w2|w7  just that workload (both brokers, or Varve only with --smoke), no machine
+#          limits.
 #
 # For each broker in turn (fresh data directory under $BENCH_TMP, loopback ports, RF=1,
 # 6 partitions, 1 GiB segments, default flush policy = leave it to the OS, 168 h retention)
@@ -21,6 +22,11 @@
 # partitions (timed), hold 1,000 client connections (4 librdkafka producers + 996 raw
 # connections that handshake and refresh metadata, see `varve-loadgen scale`), sample the
 # broker's RSS, produce at full speed over all 1,000 partitions for a fixed time.
+# W2 (replicated produce) runs on 3-broker clusters started for it: Varve through
+# scripts/cluster.sh (ZooKeeper + 3 brokers), Kafka in KRaft mode as one combined
+# controller+broker node plus two brokers; same settings as above except RF=3 and
+# min.insync.replicas=2; the topic has 6 partitions, the load generator produces W1's record
+# count with acks=all.
 # Prints one table (Varve, Kafka, Varve/Kafka); every log lands in $BENCH_BUILD/bench-last/.
 #
 # Environment: BENCH_BUILD (default build-bench: the load generator, logs of the last run),
@@ -37,9 +43,9 @@ while [ $# -gt 0 ]; do
     --quick) mode=quick ;;
     --full) mode=full ;;
     --smoke) mode=smoke ;;
-    --only) [ "${2:-}" = w7 ] || { echo "bench/run.sh: --only takes w7" >&2; exit 2; }
-            only=w7; shift ;;
-    *) echo "usage: bench/run.sh [--quick|--full|--smoke] [--only w7]" >&2; exit 2 ;;
+    --only) case "${2:-}" in w2|w7) only=$2 ;; *) echo "bench/run.sh: --only takes w2 or w7" >&2; exit 2 ;; esac
+            shift ;;
+    *) echo "usage: bench/run.sh [--quick|--full|--smoke] [--only w2|w7]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -59,6 +65,10 @@ esac
 # Each raw W7 connection refreshes metadata once per w7_refresh_s, the default period of
 # Kafka's clients (metadata.max.age.ms, topic.metadata.refresh.interval.ms = 5 min).
 w7_refresh_s=300
+# W2: brokers per cluster, replication factor and min.insync.replicas of its topic.
+w2_brokers=3
+w2_rf=3
+w2_min_isr=2
 # W7 holds ~1,000 sockets in the broker and in the load generator, plus the broker's segment
 # and index files of 1,000 partitions.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -66,10 +76,11 @@ record_size=1024
 partitions=6
 segment_bytes=1073741824
 
-if ! pkg-config --exists rdkafka 2>/dev/null || ! command -v python3 >/dev/null; then
+if ! pkg-config --exists rdkafka 2>/dev/null || ! command -v python3 >/dev/null ||
+   [ ! -f /usr/share/java/zookeeper.jar ]; then  # ZooKeeper: W2's Varve cluster
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq librdkafka-dev pkg-config python3 >/dev/null
+  apt-get install -y -qq librdkafka-dev pkg-config python3 zookeeper >/dev/null
 fi
 # ------------------------------------------------------------------------------ build/fetch
 build=${BENCH_BUILD:-$repo/build-bench}
@@ -95,12 +106,16 @@ tmp=${BENCH_TMP:-$(mktemp -d /tmp/varve-bench.XXXXXX)}
 mkdir -p "$tmp/logs"
 logs=$tmp/logs
 broker_pid=
+w2_varve_dir=      # set while W2's Varve cluster may run
+w2_kafka_pids=()   # W2's Kafka nodes while they run, the controller node first
 cleanup() {
   if [ -n "$broker_pid" ] && kill -0 "$broker_pid" 2>/dev/null; then
     kill "$broker_pid" 2>/dev/null || true
     sleep 2
     kill -9 "$broker_pid" 2>/dev/null || true
   fi
+  [ -n "$w2_varve_dir" ] && stop_varve_cluster
+  [ ${#w2_kafka_pids[@]} -gt 0 ] && stop_kafka_cluster
   rm -rf "$build/bench-last"
   cp -r "$logs" "$build/bench-last" 2>/dev/null || true
   if [ "${BENCH_KEEP:-0}" != 1 ] && [ -z "${BENCH_TMP:-}" ]; then
@@ -138,14 +153,21 @@ rss_mib() {
 declare -A R  # R[<broker>.<metric>] = value
 
 # step LOG CMD...: runs CMD with its output in LOG; on failure shows LOG and the broker's
-# log and stops the run.
+# log (or the logs in current_logs, for a cluster) and stops the run.
 current_broker=
+current_logs=()
 step() {
   local out=$1; shift
   if ! "$@" > "$out" 2>&1; then
     echo "bench: step failed: $*" >&2
     tail -20 "$out" >&2
-    if [ -n "$current_broker" ]; then
+    if [ ${#current_logs[@]} -gt 0 ]; then
+      local f
+      for f in "${current_logs[@]}"; do
+        echo "--- last lines of $f:" >&2
+        tail -20 "$f" >&2 || true
+      done
+    elif [ -n "$current_broker" ]; then
       echo "--- last lines of the $current_broker broker log:" >&2
       tail -20 "$logs/$current_broker.broker.log" >&2
     fi
@@ -329,6 +351,185 @@ run_broker() {  # run_broker NAME(varve|kafka)
   rm -rf "$dir/data"
 }
 
+# ------------------------------------------------------------------------ W2: 3-broker clusters
+# free_port_run N: the first of N consecutive loopback ports that are free now, chosen below
+# Linux's ephemeral range (scripts/cluster.sh puts broker i on base+i).
+free_port_run() {
+  python3 - "$1" <<'PY'
+import random, socket, sys
+n = int(sys.argv[1])
+for _ in range(500):
+    base = random.randrange(20000, 32000 - n)
+    held = []
+    try:
+        for p in range(base, base + n):
+            s = socket.socket()
+            held.append(s)
+            s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        for s in held:
+            s.close()
+    print(base)
+    sys.exit(0)
+sys.exit("no run of %d free ports" % n)
+PY
+}
+
+# sum_cpu_ticks PID...: user + system CPU ticks of all the PIDs so far.
+sum_cpu_ticks() {
+  local p t=0
+  for p in "$@"; do t=$(( t + $(cpu_ticks "$p") )); done
+  echo "$t"
+}
+
+# sum_rss_mib FIELD PID...: VmRSS or VmHWM of all the PIDs, summed, in MiB.
+sum_rss_mib() {
+  local f=$1; shift
+  local p
+  for p in "$@"; do rss_mib "$p" "$f"; echo; done | awk '{ s += $1 } END { printf "%.1f", s }'
+}
+
+# start_varve_cluster DIR -> w2_bootstrap, w2_broker_pids, w2_all_pids (brokers + ZooKeeper)
+start_varve_cluster() {
+  local dir=$1 base zk i
+  base=$(free_port_run "$w2_brokers")
+  zk=$(free_port)
+  w2_varve_dir=$dir
+  current_logs=("$dir/zookeeper/zookeeper.log")
+  for ((i = 0; i < w2_brokers; i++)); do current_logs+=("$dir/broker-$i/broker.log"); done
+  # admin.listeners= : no admin HTTP (only the broker ports were checked to be free).
+  step "$logs/varve.w2start.log" env VARVE_BIN="$VARVE_BIN" "$repo/scripts/cluster.sh" start \
+    "$w2_brokers" --dir "$dir" --base-port "$base" --zk-port "$zk" \
+    --replication-factor "$w2_rf" \
+    --override admin.listeners= \
+    --override "num.partitions=$partitions" \
+    --override "min.insync.replicas=$w2_min_isr" \
+    --override "transaction.state.log.min.isr=$w2_min_isr" \
+    --override "log.segment.bytes=$segment_bytes" \
+    --override log.retention.hours=168
+  w2_bootstrap=; w2_broker_pids=()
+  for ((i = 0; i < w2_brokers; i++)); do
+    w2_bootstrap+="${w2_bootstrap:+,}127.0.0.1:$((base + i))"
+    w2_broker_pids+=("$(cat "$dir/broker-$i/broker.pid")")
+  done
+  w2_all_pids=("${w2_broker_pids[@]}" "$(cat "$dir/zookeeper/zookeeper.pid")")
+}
+
+stop_varve_cluster() {
+  local dir=$w2_varve_dir i
+  "$repo/scripts/cluster.sh" stop --dir "$dir" >> "$logs/varve.w2stop.log" 2>&1 || true
+  for ((i = 0; i < w2_brokers; i++)); do
+    cp "$dir/broker-$i/broker.log" "$logs/varve.w2.broker-$i.log" 2>/dev/null || true
+  done
+  cp "$dir/zookeeper/zookeeper.log" "$logs/varve.w2.zookeeper.log" 2>/dev/null || true
+  w2_varve_dir=
+}
+
+# start_kafka_cluster DIR -> w2_bootstrap, w2_broker_pids (= w2_all_pids): KRaft, node 1 is
+# controller and broker, nodes 2..N brokers only; all formatted with one cluster id (the
+# format is not timed).
+start_kafka_cluster() {
+  local dir=$1 cport id i port roles listeners
+  cport=$(free_port)
+  id=$(java -cp "$kafka_home/libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
+  w2_bootstrap=
+  current_logs=()
+  local fmt_pids=()
+  for ((i = 1; i <= w2_brokers; i++)); do
+    port=$(free_port)
+    w2_bootstrap+="${w2_bootstrap:+,}127.0.0.1:$port"
+    mkdir -p "$dir/node-$i"
+    if [ "$i" = 1 ]; then
+      roles=broker,controller
+      listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
+    else
+      roles=broker
+      listeners="PLAINTEXT://127.0.0.1:$port"
+    fi
+    cat > "$dir/node-$i/server.properties" <<PROPS
+process.roles=$roles
+node.id=$i
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=$listeners
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/node-$i/data
+num.partitions=$partitions
+default.replication.factor=$w2_rf
+offsets.topic.replication.factor=$w2_rf
+transaction.state.log.replication.factor=$w2_rf
+transaction.state.log.min.isr=$w2_min_isr
+min.insync.replicas=$w2_min_isr
+log.segment.bytes=$segment_bytes
+log.retention.hours=168
+group.initial.rebalance.delay.ms=0
+PROPS
+    java -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$kafka_home/libs/*" \
+      kafka.tools.StorageTool format -t "$id" -c "$dir/node-$i/server.properties" \
+      > "$logs/kafka.w2.format-$i.log" 2>&1 &
+    fmt_pids+=($!)
+    current_logs+=("$logs/kafka.w2.node-$i.log")
+  done
+  for i in "${fmt_pids[@]}"; do
+    wait "$i" || { echo "bench: kafka storage format failed:" >&2; cat "$logs"/kafka.w2.format-*.log >&2; exit 1; }
+  done
+  w2_kafka_pids=()
+  for ((i = 1; i <= w2_brokers; i++)); do
+    kafka_java kafka.Kafka "$dir/node-$i/server.properties" > "$logs/kafka.w2.node-$i.log" 2>&1 &
+    w2_kafka_pids+=($!)
+  done
+  w2_broker_pids=("${w2_kafka_pids[@]}")
+  w2_all_pids=("${w2_kafka_pids[@]}")
+}
+
+# stop_kafka_cluster: the broker-only nodes first (their controlled shutdown needs the
+# controller), then the controller node; SIGKILL after 30 s.
+stop_kafka_cluster() {
+  local group p
+  for group in "${w2_kafka_pids[*]:1}" "${w2_kafka_pids[0]}"; do
+    for p in $group; do kill "$p" 2>/dev/null || true; done
+    for p in $group; do
+      for _ in $(seq 1 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$p" 2>/dev/null || true
+      wait "$p" 2>/dev/null || true
+    done
+  done
+  w2_kafka_pids=()
+}
+
+# run_w2 NAME: W2 on a fresh 3-broker cluster of that kind.
+run_w2() {
+  local name=$1 dir=$tmp/$1-w2
+  mkdir -p "$dir"
+  current_broker=
+  log "$name: W2 start a $w2_brokers-broker cluster"
+  if [ "$name" = varve ]; then start_varve_cluster "$dir"; else start_kafka_cluster "$dir"; fi
+  local b=$w2_bootstrap
+  step "$logs/$name.w2create.log" "$loadgen" create --brokers "$b" --topic w2 \
+    --partitions "$partitions" --replication-factor "$w2_rf" --wait-brokers "$w2_brokers" \
+    --config "min.insync.replicas=$w2_min_isr,segment.bytes=$segment_bytes"
+  log "$name: W2 produce $w1_records x $record_size B, acks=all, RF=$w2_rf, min.insync.replicas=$w2_min_isr"
+  local c0 c1
+  c0=$(sum_cpu_ticks "${w2_all_pids[@]}")
+  step "$logs/$name.w2.log" "$loadgen" produce --brokers "$b" --topic w2 --records "$w1_records" \
+    --record-size "$record_size" --acks all --linger-ms 5 --batch-size 1000000 --inflight 5
+  c1=$(sum_cpu_ticks "${w2_all_pids[@]}")
+  R[$name.w2_cpu]=$(cpu_per_gib "$c0" "$c1" "$w1_records")
+  R[$name.w2_rps]=$(field "$logs/$name.w2.log" records_per_s)
+  R[$name.w2_mbps]=$(field "$logs/$name.w2.log" mb_per_s)
+  R[$name.w2_p99]=$(field "$logs/$name.w2.log" p99_ms)
+  R[$name.w2_hwm]=$(sum_rss_mib VmHWM "${w2_broker_pids[@]}")
+  log "$name: W2 ${R[$name.w2_mbps]} MB/s; brokers' peak RSS ${R[$name.w2_hwm]} MiB (sum)"
+  log "$name: W2 stopping the cluster"
+  if [ "$name" = varve ]; then stop_varve_cluster; else stop_kafka_cluster; fi
+  current_logs=()
+  rm -rf "$dir"
+}
+
 # run_w7 NAME: W7 on a broker started afresh (so its memory is W7's alone).
 run_w7() {
   local name=$1 dir=$tmp/$1-w7 port
@@ -366,8 +567,14 @@ if [ -z "$only" ]; then
   run_broker varve
   [ "$mode" = smoke ] || run_broker kafka
 fi
-run_w7 varve
-[ "$mode" = smoke ] || run_w7 kafka
+if [ -z "$only" ] || [ "$only" = w2 ]; then
+  run_w2 varve
+  [ "$mode" = smoke ] || run_w2 kafka
+fi
+if [ -z "$only" ] || [ "$only" = w7 ]; then
+  run_w7 varve
+  [ "$mode" = smoke ] || run_w7 kafka
+fi
 
 # --------------------------------------------------------------------------------- table
 ratio() {
@@ -387,7 +594,7 @@ kw1_pct=$(awk -v a="${R[kafka.w1_mbps]:-0}" -v s="${R[machine.seqwrite]}" \
 elapsed=$(( $(date +%s) - started_all ))
 {
   echo
-  echo "mode=$mode${only:+ only=$only}  varve=$VARVE_BIN  kafka=${kafka_version:-n/a}  record=$record_size B  partitions=$partitions  RF=1  elapsed=${elapsed}s"
+  echo "mode=$mode${only:+ only=$only}  varve=$VARVE_BIN  kafka=${kafka_version:-n/a}  record=$record_size B  partitions=$partitions  RF=1 (W2: $w2_brokers brokers, RF=$w2_rf, min.insync.replicas=$w2_min_isr)  elapsed=${elapsed}s"
   echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2/1048576 }' /proc/meminfo), kernel $(uname -r);" \
        "loopback ${R[machine.loopback]} MB/s; sequential write (O_DIRECT) ${R[machine.seqwrite]} MB/s"
   echo
@@ -400,7 +607,15 @@ elapsed=$(( $(date +%s) - started_all ))
   row "W1 produce send->ack p99, ms" w1_p99
   row "W1 broker CPU seconds per GiB produced" w1_cpu
   printf '| %-52s | %12s | %12s | %11s |\n' "W1 as share of sequential-write limit" "$w1_pct" "$kw1_pct" -
-  printf '| %-52s | %12s | %12s | %11s |\n' "W2 produce acks=all, 3 brokers RF=3" "n/a" "n/a" "n/a (needs replication)"
+  fi
+  if [ -z "$only" ] || [ "$only" = w2 ]; then
+  row "W2 produce acks=all, 3 brokers RF=3, records/s" w2_rps
+  row "W2 produce acks=all, 3 brokers RF=3, MB/s" w2_mbps
+  row "W2 produce send->ack p99, ms" w2_p99
+  row "W2 cluster CPU seconds per GiB produced" w2_cpu
+  row "W2 peak RSS (VmHWM) of the 3 brokers, sum, MiB" w2_hwm
+  fi
+  if [ -z "$only" ]; then
   row "W3 end-to-end p50 ms ($w3_rate rec/s, acks=all)" w3_p50
   row "W3 end-to-end p99 ms" w3_p99
   row "W3 end-to-end p99.9 ms" w3_p999
@@ -411,6 +626,7 @@ elapsed=$(( $(date +%s) - started_all ))
   row "W5 peak RSS (VmHWM) after W1, MiB" rss_w1
   row "W6 start -> first acknowledged produce, ms" w6
   fi
+  if [ -z "$only" ] || [ "$only" = w7 ]; then
   row "W7 create topic of $w7_partitions partitions, s" w7_create
   row "W7 RSS with the $w7_partitions-partition topic, MiB" w7_rss_topic
   row "W7 RSS with $w7_connections connections open, MiB" w7_rss_open_mib
@@ -421,12 +637,16 @@ elapsed=$(( $(date +%s) - started_all ))
   row "W7 RSS after produce, $w7_connections connections open, MiB" w7_rss_end_mib
   row "W7 peak RSS (VmHWM), MiB" w7_hwm_mib
   row "W7 broker sockets open (check: >= $w7_connections)" w7_broker_sockets_open
+  fi
   if [ -z "$only" ] && [ "$xp_records" -gt 0 ]; then
     row "cross-check kafka-producer-perf-test MB/s" xp_mbps
     row "cross-check kafka-producer-perf-test p99 ms" xp_p99
     row "cross-check kafka-consumer-perf-test fetch MB/s" xc_mbps
   fi
   echo
-  echo "Lower is better for latency, RSS and W6 rows; higher for throughput rows."
+  echo "Lower is better for latency, CPU, RSS and W6 rows; higher for throughput rows."
+  if [ -z "$only" ] || [ "$only" = w2 ]; then
+    echo "W2 cluster CPU: Varve's 3 brokers + ZooKeeper, Kafka's 3 nodes (node 1 is also the KRaft controller)."
+  fi
   echo "Logs of every step: $build/bench-last/"
 } | tee "$logs/table.txt"

@@ -200,9 +200,23 @@ int run_create(const options& o) {
     pos = comma + 1;
   }
   // Connect before the clock starts: the timed part is CreateTopics until every leader shows.
-  const rd_kafka_metadata_t* md0 = nullptr;
-  if (rd_kafka_metadata(rk, 0, nullptr, &md0, 30000) == RD_KAFKA_RESP_ERR_NO_ERROR)
-    rd_kafka_metadata_destroy(md0);
+  // With --wait-brokers N, also wait (untimed, up to 120 s) until the cluster's metadata lists
+  // N brokers: a broker of a cluster that has just started may listen before it has
+  // registered, and a topic of replication factor N cannot be placed until all have.
+  const int wait_brokers = static_cast<int>(o.num("wait-brokers", 0));
+  int brokers_seen = 0;
+  for (int64_t deadline = now_ns() + 120'000'000'000LL;;) {
+    const rd_kafka_metadata_t* md0 = nullptr;
+    if (rd_kafka_metadata(rk, 0, nullptr, &md0, 30000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      brokers_seen = md0->broker_cnt;
+      rd_kafka_metadata_destroy(md0);
+    }
+    if (brokers_seen >= wait_brokers) break;
+    if (now_ns() > deadline)
+      die("metadata lists " + std::to_string(brokers_seen) + " brokers after 120 s, want " +
+          std::to_string(wait_brokers));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
   const int64_t t0 = now_ns();
   rd_kafka_queue_t* q = rd_kafka_queue_new(rk);
   rd_kafka_AdminOptions_t* ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
@@ -929,7 +943,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: varve-loadgen create|produce|consume|e2e|probe|loopback|scale [--opt value]...\n"
                  "  common:  --brokers host:port  --topic T  (--some.rdkafka.prop value)\n"
-                 "  create:  --partitions P --replication-factor R --config k=v,k=v\n"
+                 "  create:  --partitions P --replication-factor R --config k=v,k=v --wait-brokers N\n"
                  "  produce: --records N --record-size S --acks A --linger-ms L --batch-size B\n"
                  "           --inflight M --throughput R (-1: unlimited)\n"
                  "  consume: --records N --idle-timeout-ms T\n"
