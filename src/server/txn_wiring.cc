@@ -313,8 +313,17 @@ void txn_wiring::on_leadership(int32_t p, bool leader) {
     if (!part || !part->is_leader() || part->leader_epoch() != epoch) return;
     std::string why;
     if (!load(p, &why)) {
-      VLOG_ERROR(kLog) << "cannot load " << tp.str() << ": " << why;
-      coord_->unload(p);
+      // The partition stays loading (requests get COORDINATOR_LOAD_IN_PROGRESS) and the
+      // load is retried while this replica still leads in the same epoch.
+      VLOG_ERROR(kLog) << "cannot load " << tp.str() << ": " << why << "; retrying in 1 s";
+      auto timer = std::make_shared<asio::steady_timer>(b_.shards().loop(shard_));
+      timer->expires_after(std::chrono::seconds(1));
+      timer->async_wait([this, alive, timer, p, epoch](const asio::error_code&) {
+        if (!*alive) return;
+        const replication::topic_partition tp{std::string(coordinator::kTransactionStateTopic), p};
+        replication::partition* part = b_.replicas(shard_).get(tp);
+        if (part && part->is_leader() && part->leader_epoch() == epoch) on_leadership(p, true);
+      });
       return;
     }
     coord_->complete_loading(p);
