@@ -1078,7 +1078,8 @@ class Gen:
         if b == "bool":
             return "false" if f.default == "true" else "true"
         if b in INT_RANGES:
-            d = cpp_int_literal(b, f.default) if f.default is not None else "0"
+            # An array's default ("null" / empty) says nothing about its elements.
+            d = cpp_int_literal(b, f.default) if f.default is not None and not f.is_array else "0"
             return (f"static_cast<{SCALARS[b][0]}>(static_cast<uint64_t>({d}) + 1 + "
                     f"static_cast<uint64_t>({s}))")
         if b == "float64":
