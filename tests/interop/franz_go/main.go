@@ -1,6 +1,6 @@
 // Command franz-go-interop drives a Varve broker with the franz-go client (kgo + kadm).
 //
-// Usage: franz-go-interop roundtrip|admin   (bootstrap address from $VARVE_BOOTSTRAP)
+// Usage: franz-go-interop roundtrip|admin|txn   (bootstrap address from $VARVE_BOOTSTRAP)
 //
 //	roundtrip  every compression codec × acks (0, 1, all): create a 3-partition topic per
 //	           combination with kadm, produce keyed records with headers and explicit
@@ -9,6 +9,9 @@
 //	admin      kadm ListStartOffsets/ListEndOffsets, DescribeTopicConfigs,
 //	           AlterTopicConfigs, CreatePartitions, DeleteRecords, DeleteTopics and
 //	           BrokerMetadata, each checked against Kafka's semantics.
+//	txn        transactional producer: a committed and an aborted transaction read back
+//	           read_committed and read_uncommitted, a GroupTransactSession
+//	           consume-transform-produce copy with its group offsets, zombie fencing.
 //
 // Exit status 0 only if every check passed; failures are printed one per line.
 package main
@@ -53,9 +56,9 @@ func bootstrap() []string {
 	return strings.Split(b, ",")
 }
 
-// newClient builds a kgo client on the broker with bounded request timeouts, plus opts.
-func newClient(opts ...kgo.Opt) *kgo.Client {
-	base := []kgo.Opt{
+// baseOpts are the options of every client of these tests: the broker and bounded timeouts.
+func baseOpts() []kgo.Opt {
+	return []kgo.Opt{
 		kgo.SeedBrokers(bootstrap()...),
 		kgo.ClientID("varve-interop-franz-go"),
 		kgo.DialTimeout(5 * time.Second),
@@ -63,7 +66,11 @@ func newClient(opts ...kgo.Opt) *kgo.Client {
 		kgo.RetryTimeout(30 * time.Second),
 		kgo.MetadataMinAge(250 * time.Millisecond),
 	}
-	cl, err := kgo.NewClient(append(base, opts...)...)
+}
+
+// newClient builds a kgo client on the broker with bounded request timeouts, plus opts.
+func newClient(opts ...kgo.Opt) *kgo.Client {
+	cl, err := kgo.NewClient(append(baseOpts(), opts...)...)
 	if err != nil {
 		fatalf("kgo.NewClient: %v", err)
 	}
@@ -72,7 +79,7 @@ func newClient(opts ...kgo.Opt) *kgo.Client {
 
 func main() {
 	if len(os.Args) != 2 {
-		fatalf("usage: %s roundtrip|admin", os.Args[0])
+		fatalf("usage: %s roundtrip|admin|txn", os.Args[0])
 	}
 	var f failures
 	start := time.Now()
@@ -81,6 +88,8 @@ func main() {
 		runRoundtrip(&f)
 	case "admin":
 		runAdmin(&f)
+	case "txn":
+		runTxn(&f)
 	default:
 		fatalf("unknown scenario %q", os.Args[1])
 	}
