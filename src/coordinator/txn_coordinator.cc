@@ -432,7 +432,7 @@ void txn_coordinator::write_complete(const std::string& id) {
   const txn_state target = next.state;
   const int32_t p = e->partition;
   const uint64_t generation = partitions_.at(p).generation;
-  persist(*e, std::move(next), target, [this, id, p, generation](error_code err) {
+  persist(*e, std::move(next), target, [this, id, p, generation, target](error_code err) {
     if (!still_current(p, generation)) return;  // unloaded meanwhile: the next leader finishes
     entry* cur = find_entry(id);
     if (!cur) return;
@@ -441,6 +441,7 @@ void txn_coordinator::write_complete(const std::string& id) {
       return;
     }
     cur->markers_written = false;
+    ++(target == txn_state::complete_commit ? committed_ : aborted_);
   });
 }
 

@@ -200,7 +200,13 @@ class txn_coordinator {
   // abort is written, Dead while its tombstone is), if any.
   std::optional<txn_state> pending_state(const std::string& transactional_id) const;
 
+  // Transactions completed by this coordinator since start (metrics: outcome counts).
+  uint64_t committed_count() const { return committed_; }
+  uint64_t aborted_count() const { return aborted_; }
+
  private:
+  uint64_t committed_ = 0;
+  uint64_t aborted_ = 0;
   struct entry;
   struct partition_state {
     bool loading = true;

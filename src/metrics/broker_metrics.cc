@@ -56,6 +56,9 @@ void declare_all(exposition& e) {
             "Errors answered, by API and Kafka error code (ErrorsPerSec)");
   e.declare("varve_fetch_purgatory_size", t::gauge,
             "Fetch requests waiting for data (long poll) (PurgatorySize, delayedOperation=Fetch)");
+  e.declare("varve_transactions_total", t::counter,
+            "Transactions completed by this broker's transaction coordinators, by outcome "
+            "(commit, abort — timed-out and fenced transactions are aborts)");
   e.declare("varve_produce_purgatory_size", t::gauge,
             "acks=all produce requests and offset commits waiting for the high watermark "
             "(PurgatorySize, delayedOperation=Produce)");
@@ -128,6 +131,13 @@ void render_replicas(const broker_sample& s, exposition& e) {
     shrinks += sh.isr_shrinks;
     expands += sh.isr_expands;
   }
+  uint64_t committed = 0, aborted = 0;
+  for (const auto& sh : s.shards) {
+    committed += sh.txn_committed;
+    aborted += sh.txn_aborted;
+  }
+  e.add("varve_transactions_total", {{"outcome", "commit"}}, static_cast<double>(committed));
+  e.add("varve_transactions_total", {{"outcome", "abort"}}, static_cast<double>(aborted));
   e.add("varve_isr_shrinks_total", {}, static_cast<double>(shrinks));
   e.add("varve_isr_expands_total", {}, static_cast<double>(expands));
   e.add("varve_leader_elections_total", {}, static_cast<double>(s.leader_elections));
@@ -281,7 +291,9 @@ asio::awaitable<broker_sample> collect(const broker_sources& src) {
   for (unsigned shard = 0; shard < src.shards->count(); ++shard) {
     // Named awaitable and reference captures only (GCC 12, see broker::with_controller).
     auto op = src.shards->invoke_on(shard, [&src, shard] {
-      return sample_shard(src.replicas(shard), src.groups(shard), src.probe(shard));
+      shard_sample out = sample_shard(src.replicas(shard), src.groups(shard), src.probe(shard));
+      if (src.transactions) std::tie(out.txn_committed, out.txn_aborted) = src.transactions(shard);
+      return out;
     });
     shard_sample one = co_await std::move(op);
     s.shards.push_back(std::move(one));

@@ -61,6 +61,8 @@ struct shard_sample {
   bool groups_loading = false;  // a __consumer_offsets partition is still being loaded
   uint64_t isr_shrinks = 0;
   uint64_t isr_expands = 0;
+  uint64_t txn_committed = 0;
+  uint64_t txn_aborted = 0;
   probe_snapshot probe;
 };
 
@@ -77,6 +79,8 @@ struct broker_sources {
   std::vector<std::pair<int16_t, std::string>> api_names;  // api key → Kafka's API name
   std::function<replication::replica_manager&(unsigned)> replicas;
   std::function<coordinator::group_coordinator&(unsigned)> groups;
+  // Transactions completed by a shard's transaction coordinator: (committed, aborted).
+  std::function<std::pair<uint64_t, uint64_t>(unsigned)> transactions;
   std::function<shard_probe&(unsigned)> probe;
   std::function<std::shared_ptr<const cluster::metadata_snapshot>()> metadata;
   // Effective min.insync.replicas of a topic (broker default + override).

@@ -341,6 +341,10 @@ bool broker::start_admin(std::string* error) {
     return partition_config_for(t).min_insync_replicas;
   };
   m.connections = [this] { return server_->connection_count(); };
+  m.transactions = [this](unsigned s) {
+    auto& c = txns(s);
+    return std::make_pair(c.committed_count(), c.aborted_count());
+  };
   m.elections = [this] {
     const auto& st = controller_->stats();
     return std::make_pair(st.leader_elections.load(), st.unclean_leader_elections.load());

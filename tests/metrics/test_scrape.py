@@ -131,3 +131,33 @@ def test_host_and_process_metrics():
     fds = len(os.listdir(f'/proc/{pid}/fd'))
     assert abs(s.get('process_open_fds') - fds) <= 5
     assert time.time() - 3600 < s.get('process_start_time_seconds') <= time.time()
+
+
+def test_transactions_are_counted_by_outcome():
+    before = scrape()
+    commits0 = before.get('varve_transactions_total', outcome='commit')
+    aborts0 = before.get('varve_transactions_total', outcome='abort')
+    admin = AdminClient({'bootstrap.servers': BOOTSTRAP})
+    for f in admin.create_topics([NewTopic('metrics-txn', 1, 1)]).values():
+        f.result(30)
+    p = Producer({'bootstrap.servers': BOOTSTRAP, 'transactional.id': 'metrics-txn'})
+    p.init_transactions(30)
+    for outcome in ('commit', 'abort', 'commit'):
+        p.begin_transaction()
+        p.produce('metrics-txn', key=b'txn', value=outcome.encode(), partition=0)
+        assert p.flush(30) == 0  # sent, so the partition is part of the transaction
+        if outcome == 'commit':
+            p.commit_transaction(30)
+        else:
+            p.abort_transaction(30)
+    # EndTxn answers at PrepareCommit/PrepareAbort; the count moves once the markers are
+    # written and the transaction is complete.
+    deadline = time.monotonic() + 20
+    while True:
+        s = scrape()
+        done = (s.get('varve_transactions_total', outcome='commit') - commits0,
+                s.get('varve_transactions_total', outcome='abort') - aborts0)
+        if done == (2, 1) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert done == (2, 1), f'(commits, aborts) counted: {done}, expected (2, 1)'
