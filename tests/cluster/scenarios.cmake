@@ -28,3 +28,6 @@ varve_cluster_scenario(zk_session)
 # Partition reassignment with Kafka's kafka-reassign-partitions tool: the new replica catches
 # up, leadership moves into the target, the removed replica is deleted, nothing is lost.
 varve_cluster_scenario(reassign)
+# Controlled shutdown moves leadership before the broker exits; kafka-leader-election moves it
+# back to the preferred replicas; DeleteTopics removes the replicas on every broker.
+varve_cluster_scenario(admin)
