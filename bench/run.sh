@@ -105,6 +105,12 @@ started_all=$(date +%s)
 tmp=${BENCH_TMP:-$(mktemp -d /tmp/varve-bench.XXXXXX)}
 mkdir -p "$tmp/logs"
 logs=$tmp/logs
+# Every broker of the run execs this copy, so a rebuild of $VARVE_BIN during the run (a shared
+# build directory) can neither mix two builds in one table nor exec a half-written file.
+mkdir -p "$tmp/bin"
+varve_exe=$tmp/bin/varve
+cp "$VARVE_BIN" "$varve_exe"
+varve_built=$(date -u -r "$VARVE_BIN" '+%Y-%m-%d %H:%M UTC')
 broker_pid=
 w2_varve_dir=      # set while W2's Varve cluster may run
 w2_kafka_pids=()   # W2's Kafka nodes while they run, the controller node first
@@ -210,7 +216,7 @@ log.retention.hours=168
 group.initial.rebalance.delay.ms=0
 EOF
   mkdir -p "$1/data"
-  "$VARVE_BIN" broker "$1/server.properties" > "$logs/$3.broker.log" 2>&1 &
+  "$varve_exe" broker "$1/server.properties" > "$logs/$3.broker.log" 2>&1 &
   broker_pid=$!
 }
 
@@ -400,7 +406,7 @@ start_varve_cluster() {
   current_logs=("$dir/zookeeper/zookeeper.log")
   for ((i = 0; i < w2_brokers; i++)); do current_logs+=("$dir/broker-$i/broker.log"); done
   # admin.listeners= : no admin HTTP (only the broker ports were checked to be free).
-  step "$logs/varve.w2start.log" env VARVE_BIN="$VARVE_BIN" "$repo/scripts/cluster.sh" start \
+  step "$logs/varve.w2start.log" env VARVE_BIN="$varve_exe" "$repo/scripts/cluster.sh" start \
     "$w2_brokers" --dir "$dir" --base-port "$base" --zk-port "$zk" \
     --replication-factor "$w2_rf" \
     --override admin.listeners= \
@@ -594,7 +600,7 @@ kw1_pct=$(awk -v a="${R[kafka.w1_mbps]:-0}" -v s="${R[machine.seqwrite]}" \
 elapsed=$(( $(date +%s) - started_all ))
 {
   echo
-  echo "mode=$mode${only:+ only=$only}  varve=$VARVE_BIN  kafka=${kafka_version:-n/a}  record=$record_size B  partitions=$partitions  RF=1 (W2: $w2_brokers brokers, RF=$w2_rf, min.insync.replicas=$w2_min_isr)  elapsed=${elapsed}s"
+  echo "mode=$mode${only:+ only=$only}  varve=$VARVE_BIN (built $varve_built)  kafka=${kafka_version:-n/a}  record=$record_size B  partitions=$partitions  RF=1 (W2: $w2_brokers brokers, RF=$w2_rf, min.insync.replicas=$w2_min_isr)  elapsed=${elapsed}s"
   echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2/1048576 }' /proc/meminfo), kernel $(uname -r);" \
        "loopback ${R[machine.loopback]} MB/s; sequential write (O_DIRECT) ${R[machine.seqwrite]} MB/s"
   echo
