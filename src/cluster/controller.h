@@ -141,7 +141,7 @@ class controller {
   // when the store is destroyed.
   void stop();
 
-  bool active() const { return active_; }
+  bool active() const { return active_.load(); }
   int32_t epoch() const { return epoch_; }
   int32_t active_controller_id() const { return active_ ? options_.node_id : controller_id_; }
   const controller_stats& stats() const { return stats_; }
@@ -238,7 +238,7 @@ class controller {
   controller_forwarder* forwarder_ = nullptr;
   std::function<void(std::function<void()>)> post_;
 
-  bool active_ = false;
+  std::atomic<bool> active_{false};  // also read by metrics scrapes on other loops
   int32_t epoch_ = 0;
   int32_t controller_id_ = -1;  // the active controller as last seen (-1 unknown)
   std::string cluster_id_;

@@ -95,7 +95,11 @@ void render_replicas(const broker_sample& s, exposition& e) {
     }
   }
   size_t under_replicated = 0, under_min_isr = 0, at_min_isr = 0, offline = 0;
-  const bool controller = s.metadata && s.metadata->controller_id == s.node_id;
+  // The controller's own belief, as Kafka's ActiveControllerCount: a broker's metadata can
+  // name it controller for a moment after it resigned.
+  const bool controller = s.active_controller
+                              ? *s.active_controller
+                              : s.metadata && s.metadata->controller_id == s.node_id;
   if (s.metadata) {
     for (const auto& [name, t] : s.metadata->topics) {
       const auto mi = s.min_insync_replicas.find(name);
@@ -243,6 +247,7 @@ broker_sample begin_sample(const broker_sources& src) {
   }
   s.connections = src.connections();
   if (src.elections) std::tie(s.leader_elections, s.unclean_leader_elections) = src.elections();
+  if (src.active_controller) s.active_controller = src.active_controller();
   s.ready = src.started();
   for (const auto& d : src.log_dirs) s.log_dirs.emplace_back(d, read_disk_stats(d));
   s.process = read_process_stats();

@@ -86,6 +86,8 @@ struct broker_sources {
   // Effective min.insync.replicas of a topic (broker default + override).
   std::function<int32_t(const cluster::topic_metadata&)> min_insync_replicas;
   std::function<int64_t()> connections;
+  // True while this broker's controller is the active one (ActiveControllerCount).
+  std::function<bool()> active_controller;
   // Leader elections (clean, unclean) decided by this broker's controller.
   std::function<std::pair<int64_t, int64_t>()> elections;
   // True once start-up is done: logs recovered, metadata loaded, Kafka listener open.
@@ -98,6 +100,7 @@ struct broker_sample {
   std::map<std::string, int32_t> min_insync_replicas;  // by topic
   std::vector<shard_sample> shards;
   int64_t connections = 0;
+  std::optional<bool> active_controller;  // unset: judge by the metadata's controller id
   int64_t leader_elections = 0;
   int64_t unclean_leader_elections = 0;
   bool ready = false;

@@ -345,6 +345,7 @@ bool broker::start_admin(std::string* error) {
     auto& c = txns(s);
     return std::make_pair(c.committed_count(), c.aborted_count());
   };
+  m.active_controller = [this] { return controller_->active(); };
   m.elections = [this] {
     const auto& st = controller_->stats();
     return std::make_pair(st.leader_elections.load(), st.unclean_leader_elections.load());
