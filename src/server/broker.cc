@@ -170,10 +170,10 @@ bool broker::start(std::string* error) {
           fn(replica_managers_[s]->get(tp));
           done->set_value();
         });
-        // Bounded: a loop that does not answer (shutting down) abandons the step. The
-        // closure refers to `fn`, so wait for it unless the loops are stopping.
+        // The closure refers to `fn` (and what it captures) on this thread's stack: wait until
+        // it has run, or until the loop has stopped — then it never runs and is destroyed.
         while (fut.wait_for(std::chrono::milliseconds(500)) != std::future_status::ready) {
-          if (stopping_flag_.load()) return false;
+          if (shards_.loop(s).stopped()) return false;
         }
         return true;
       },

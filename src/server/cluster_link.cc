@@ -510,11 +510,13 @@ void cluster_link::isr_loop() {
     }
     const int32_t controller = b_.metadata()->controller_id;
     if (controller == b_.node_id()) {
-      // The active controller is in this process: no network hop.
-      std::promise<void> done;
-      auto fut = done.get_future();
-      asio::post(b_.shards().loop(0), [this, &batch, &done] {
-        for (const auto& p : batch) {
+      // The active controller is in this process: no network hop. The closure owns what it
+      // uses: this thread does not wait for it forever.
+      auto owned = std::make_shared<std::vector<replication::isr_proposal>>(std::move(batch));
+      auto done = std::make_shared<std::promise<void>>();
+      auto fut = done->get_future();
+      asio::post(b_.shards().loop(0), [this, owned, done] {
+        for (const auto& p : *owned) {
           auto r = b_.controller_on_loop().alter_partition(b_.node_id(), p.tp.topic, p.tp.partition,
                                                             p.leader_epoch, p.partition_epoch,
                                                             p.new_isr);
@@ -523,7 +525,7 @@ void cluster_link::isr_loop() {
                             << protocol::error_name(r.error);
           }
         }
-        done.set_value();
+        done->set_value();
       });
       fut.wait_for(std::chrono::milliseconds(kTimeoutMs));
       continue;
