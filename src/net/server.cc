@@ -174,7 +174,11 @@ asio::awaitable<void> server::run_connection(asio::ip::tcp::socket socket, conne
             socket, asio::buffer(buffer->data() + received, target - received),
             asio::use_awaitable);
       }
-      handler_result result = co_await handler_(info, request_frame{std::move(buffer)});
+      // Named frame and awaitable: GCC 12 destroys a non-trivial temporary of a co_await
+      // full-expression twice (here: the frame's shared buffer, released twice).
+      request_frame frame{std::move(buffer)};
+      auto op = handler_(info, std::move(frame));
+      handler_result result = co_await std::move(op);
       if (result.what == handler_result::action::close) {
         reason = "closed by the request handler (see the dispatch log line)";
         break;

@@ -198,7 +198,8 @@ asio::awaitable<handler_result> dispatch(broker& b, const net::connection_info& 
   request_context ctx{b, conn, header, version, std::move(frame), api->name};
   try {
     const auto started = std::chrono::steady_clock::now();
-    auto result = co_await api->run(ctx, r);
+    auto op = api->run(ctx, r);  // named awaitable (GCC 12, see broker::with_controller)
+    auto result = co_await std::move(op);
     record_request(b, api_key, started);
     co_return result;
   } catch (const std::exception& e) {
