@@ -96,50 +96,18 @@ bool partition_exists(const cluster::metadata_snapshot& md, const std::string& t
 // --- plain helpers: all response building happens outside coroutine bodies (GCC 12, see
 // the note in admin.cc); the handlers below only sequence the awaits.
 
-struct offsets_topic_spec {
-  std::string name;
-  int32_t partitions = 0;
-  int16_t replication_factor = 1;
-  std::map<std::string, std::string> configs;
-};
-
-// nullopt when __consumer_offsets already exists.
-std::optional<offsets_topic_spec> offsets_topic_to_create(broker& b) {
-  offsets_topic_spec s;
-  s.name = std::string(coordinator::kOffsetsTopic);
-  if (b.metadata()->find(s.name)) return std::nullopt;
-  const auto& cfg = b.config();
-  s.partitions = cfg.get_int("offsets.topic.num.partitions");
-  // A single broker can hold one replica, whatever offsets.topic.replication.factor says. A
-  // cluster uses it as is: creation fails (COORDINATOR_NOT_AVAILABLE, retried by clients)
-  // until that many brokers are up, as in Kafka.
-  const int32_t rf = cfg.get_int("offsets.topic.replication.factor");
-  s.replication_factor = static_cast<int16_t>(cfg.cluster_mode() ? rf : std::min<int32_t>(rf, 1));
-  s.configs = {{"cleanup.policy", "compact"},
-               {"segment.bytes", std::to_string(cfg.get_int("offsets.topic.segment.bytes"))}};
-  return s;
-}
-
-error_code offsets_topic_created(const offsets_topic_spec& s, const cluster::topic_result& r) {
-  if (r.error == error_code::none) {
-    VLOG_INFO(kLog) << "created " << s.name << " with " << s.partitions << " partition(s)";
-    return error_code::none;
-  }
-  if (r.error == error_code::topic_already_exists) return error_code::none;
-  VLOG_WARN(kLog) << "cannot create " << s.name << ": " << r.message;
-  return error_code::coordinator_not_available;
-}
-
 // Creates __consumer_offsets on first use (compacted, internal).
 asio::awaitable<error_code> ensure_offsets_topic(request_context& ctx) {
-  std::optional<offsets_topic_spec> spec = offsets_topic_to_create(ctx.b);
-  if (!spec) co_return error_code::none;
-  offsets_topic_spec& s = *spec;
-  auto result = co_await ctx.b.with_controller([&s](cluster::controller& c) {
-    return c.create_topic(s.name, s.partitions, s.replication_factor, s.configs, false,
-                          /*internal=*/true);
-  });
-  co_return offsets_topic_created(s, result);
+  const auto& cfg = ctx.b.config();
+  internal_topic_spec s;
+  s.name = std::string(coordinator::kOffsetsTopic);
+  s.partitions = cfg.get_int("offsets.topic.num.partitions");
+  s.replication_factor =
+      internal_replication_factor(cfg, cfg.get_int("offsets.topic.replication.factor"));
+  s.configs = {{"cleanup.policy", "compact"},
+               {"segment.bytes", std::to_string(cfg.get_int("offsets.topic.segment.bytes"))}};
+  auto op = ensure_internal_topic(ctx.b, std::move(s));
+  co_return co_await std::move(op);
 }
 
 std::vector<std::string> coordinator_keys(const request_context& ctx,

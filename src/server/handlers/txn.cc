@@ -71,51 +71,21 @@ asio::awaitable<T> wait_on_txn(broker& b, unsigned shard, Start& start) {
   co_return co_await std::move(op);
 }
 
-struct txn_topic_spec {
-  std::string name;
-  int32_t partitions = 0;
-  int16_t replication_factor = 1;
-  std::map<std::string, std::string> configs;
-};
-
-// nullopt when __transaction_state already exists.
-std::optional<txn_topic_spec> txn_topic_to_create(broker& b) {
-  txn_topic_spec s;
-  s.name = std::string(coordinator::kTransactionStateTopic);
-  if (b.metadata()->find(s.name)) return std::nullopt;
+// Creates __transaction_state on first use (compacted, internal).
+asio::awaitable<error_code> ensure_txn_topic(broker& b) {
   const auto& cfg = b.config();
+  internal_topic_spec s;
+  s.name = std::string(coordinator::kTransactionStateTopic);
   s.partitions = cfg.get_int("transaction.state.log.num.partitions");
-  // As for __consumer_offsets: one replica on a single broker whatever the setting says.
-  const int32_t rf = cfg.get_int("transaction.state.log.replication.factor");
-  s.replication_factor = static_cast<int16_t>(cfg.cluster_mode() ? rf : std::min<int32_t>(rf, 1));
+  s.replication_factor =
+      internal_replication_factor(cfg, cfg.get_int("transaction.state.log.replication.factor"));
   const int32_t min_isr =
       std::min<int32_t>(cfg.get_int("transaction.state.log.min.isr"), s.replication_factor);
   s.configs = {{"cleanup.policy", "compact"},
                {"min.insync.replicas", std::to_string(std::max(min_isr, 1))},
                {"segment.bytes", std::to_string(cfg.get_int("transaction.state.log.segment.bytes"))}};
-  return s;
-}
-
-error_code txn_topic_created(const txn_topic_spec& s, const cluster::topic_result& r) {
-  if (r.error == error_code::none) {
-    VLOG_INFO(kLog) << "created " << s.name << " with " << s.partitions << " partition(s)";
-    return error_code::none;
-  }
-  if (r.error == error_code::topic_already_exists) return error_code::none;
-  VLOG_WARN(kLog) << "cannot create " << s.name << ": " << r.message;
-  return error_code::coordinator_not_available;
-}
-
-// Creates __transaction_state on first use (compacted, internal).
-asio::awaitable<error_code> ensure_txn_topic(broker& b) {
-  std::optional<txn_topic_spec> spec = txn_topic_to_create(b);
-  if (!spec) co_return error_code::none;
-  txn_topic_spec& s = *spec;
-  auto result = co_await b.with_controller([&s](cluster::controller& c) {
-    return c.create_topic(s.name, s.partitions, s.replication_factor, s.configs, false,
-                          /*internal=*/true);
-  });
-  co_return txn_topic_created(s, result);
+  auto op = ensure_internal_topic(b, std::move(s));
+  co_return co_await std::move(op);
 }
 
 // KIP-588: clients older than these versions do not know PRODUCER_FENCED.

@@ -3,6 +3,8 @@
 #include <asio/this_coro.hpp>
 #include <optional>
 
+#include "common/log.h"
+
 namespace varve::server::handlers {
 using protocol::error_code;
 namespace {
@@ -103,6 +105,33 @@ asio::awaitable<error_code> wait_for_commit(broker& b, replication::topic_partit
     if (metrics::shard_probe* probe = b.probe()) probe->produce_wait_ended();
   }
   co_return *result;
+}
+
+int16_t internal_replication_factor(const config::broker_config& cfg, int32_t configured) {
+  return static_cast<int16_t>(cfg.cluster_mode() ? configured : std::min<int32_t>(configured, 1));
+}
+
+namespace {
+error_code internal_topic_created(const internal_topic_spec& s, const cluster::topic_result& r) {
+  if (r.error == error_code::none) {
+    VLOG_INFO("coordinator") << "created " << s.name << " with " << s.partitions
+                             << " partition(s)";
+    return error_code::none;
+  }
+  if (r.error == error_code::topic_already_exists) return error_code::none;
+  VLOG_WARN("coordinator") << "cannot create " << s.name << ": " << r.message;
+  return error_code::coordinator_not_available;
+}
+}  // namespace
+
+asio::awaitable<error_code> ensure_internal_topic(broker& b, internal_topic_spec spec) {
+  internal_topic_spec& s = spec;
+  if (b.metadata()->find(s.name)) co_return error_code::none;
+  auto result = co_await b.with_controller([&s](cluster::controller& c) {
+    return c.create_topic(s.name, s.partitions, s.replication_factor, s.configs, false,
+                          /*internal=*/true);
+  });
+  co_return internal_topic_created(s, result);
 }
 
 asio::awaitable<void> run_on_shards(broker& b, std::vector<std::function<void()>>& work) {

@@ -2,6 +2,8 @@
 // Helpers shared by handlers: time, and running work on the shard that owns a partition.
 #include <chrono>
 #include <functional>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "replication/partition.h"
@@ -46,5 +48,23 @@ asio::awaitable<void> run_on_shards(broker& b, std::vector<std::function<void()>
 asio::awaitable<protocol::error_code> wait_for_commit(broker& b, replication::topic_partition tp,
                                             int64_t required_offset, int32_t epoch_at_append,
                                             std::chrono::steady_clock::time_point deadline);
+
+// An internal topic (__consumer_offsets, __transaction_state), created compacted and
+// internal on first use.
+struct internal_topic_spec {
+  std::string name;
+  int32_t partitions = 0;
+  int16_t replication_factor = 1;
+  std::map<std::string, std::string> configs;
+};
+
+// A single broker holds one replica whatever the setting says; a cluster uses the setting as
+// is (creation fails, and clients retry, until that many brokers are up, as in Kafka).
+int16_t internal_replication_factor(const config::broker_config& cfg, int32_t configured);
+
+// Creates `spec` through the controller unless it exists already: NONE once it exists,
+// COORDINATOR_NOT_AVAILABLE (logged) when it cannot be created. `spec` is owned by the
+// coroutine.
+asio::awaitable<protocol::error_code> ensure_internal_topic(broker& b, internal_topic_spec spec);
 
 }  // namespace varve::server::handlers
