@@ -5,7 +5,8 @@
    transaction, abort visibility, zombie fencing) against the cluster with replication
    factor 3: markers go to partition leaders on other brokers (WriteTxnMarkers over the
    wire), KIP-890 verification asks a coordinator on another broker, __transaction_state
-   and __consumer_offsets are replicated.
+   and __consumer_offsets are replicated. Then franz-go's transactional scenario
+   (tests/interop/franz_go/txn.go) on the same cluster, its topics at replication factor 3.
 2. Coordinator failover: a librdkafka transactional producer commits a transaction; the
    broker leading its __transaction_state partition is killed; the producer commits another
    transaction through the new coordinator, and one is aborted. read_committed sees exactly
@@ -123,9 +124,20 @@ def coordinator_failover(c):
     require(got == want, f"read_committed after the old coordinator came back: {got}")
 
 
+def run_franz_go(c):
+    # tests/interop/franz_go's txn scenario (commit/abort, GroupTransactSession, fencing)
+    # with its topics at replication factor 3.
+    binary = os.path.join(REPO, ".cache", "franz-go-interop")
+    env = dict(os.environ, VARVE_BOOTSTRAP=c.bootstrap(), VARVE_REPLICATION_FACTOR="3")
+    r = subprocess.run([binary, "txn"], env=env, capture_output=True, text=True, timeout=300)
+    su.log(f"franz-go txn: {r.stdout.strip()[-3000:]} {r.stderr.strip()[-2000:]}")
+    require(r.returncode == 0, f"franz-go txn failed: {r.stdout.strip()[-2000:]}")
+
+
 def body(c):
     for scenario in ("ctp", "abort", "fencing"):
         run_java(c, scenario)
+    run_franz_go(c)
     coordinator_failover(c)
 
 

@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -100,9 +101,18 @@ func main() {
 	fmt.Printf("franz-go %s: OK in %.1fs\n", os.Args[1], time.Since(start).Seconds())
 }
 
-// createTopic creates a topic with kadm and fails the run if the broker rejects it.
+// createTopic creates a topic with kadm and fails the run if the broker rejects it. The
+// replication factor is 1, or $VARVE_REPLICATION_FACTOR when set (the cluster variants).
 func createTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32) {
-	resp, err := adm.CreateTopics(ctx, partitions, 1, nil, topic)
+	rf := int16(1)
+	if v := os.Getenv("VARVE_REPLICATION_FACTOR"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 32767 {
+			fatalf("VARVE_REPLICATION_FACTOR=%q is not a replication factor", v)
+		}
+		rf = int16(n)
+	}
+	resp, err := adm.CreateTopics(ctx, partitions, rf, nil, topic)
 	if err != nil {
 		fatalf("CreateTopics %s: %v", topic, err)
 	}

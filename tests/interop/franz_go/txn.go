@@ -46,6 +46,7 @@ const (
 	txnOutput     = "franz-txn-output"
 	txnFence      = "franz-txn-fence"
 	txnGroup      = "franz-txn-copier-group"
+	txnCopierID   = "franz-txn-copier"
 )
 
 // txnRecord is a record sent in a transaction and what the broker acknowledged for it.
@@ -213,6 +214,38 @@ func listEnds(ctx context.Context, adm *kadm.Client, topic string, committed boo
 		ends[p] = o.Offset
 	}
 	return ends, nil
+}
+
+// waitTxnsComplete polls DescribeTransactions until no transaction of ids is open or has
+// markers outstanding (state Empty, CompleteCommit or CompleteAbort).
+func waitTxnsComplete(ctx context.Context, f *failures, adm *kadm.Client, ids ...string) {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		described, err := adm.DescribeTransactions(ctx, ids...)
+		states := make(map[string]string)
+		done := err == nil
+		for _, id := range ids {
+			d, ok := described[id]
+			switch {
+			case !ok:
+				done = false
+			case d.Err != nil:
+				states[id] = d.Err.Error()
+				done = false
+			default:
+				states[id] = d.State
+				done = done && (d.State == "Empty" || d.State == "CompleteCommit" || d.State == "CompleteAbort")
+			}
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.addf("after 20s transactions %v are in states %v (err %v), want complete", ids, states, err)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // waitEnds polls until the high watermark and the last stable offset of every partition of
@@ -407,7 +440,7 @@ type copier struct {
 
 func newCopier() *copier {
 	opts := append(baseOpts(),
-		kgo.TransactionalID("franz-txn-copier"),
+		kgo.TransactionalID(txnCopierID),
 		kgo.TransactionTimeout(60*time.Second),
 		kgo.ConsumerGroup(txnGroup),
 		kgo.ConsumeTopics(txnInput),
@@ -533,6 +566,8 @@ func waitGroupOffsets(ctx context.Context, f *failures, adm *kadm.Client, what s
 // checkOutput reads txnOutput read_committed and checks it holds every record of inputs
 // exactly once, transformed by the copier, on the input's partition.
 func checkOutput(ctx context.Context, f *failures, adm *kadm.Client, inputs map[string]*kgo.Record) int {
+	// The copier's last EndTxn was answered before its COMMIT markers were written.
+	waitTxnsComplete(ctx, f, adm, txnCopierID)
 	ends, err := listEnds(ctx, adm, txnOutput, true)
 	if err != nil {
 		f.addf("%s: %v", txnOutput, err)
@@ -689,7 +724,10 @@ func txnFencing(ctx context.Context, f *failures, adm *kadm.Client, cnt *txnCoun
 		f.addf("fencing (b): the new instance's EndTransaction(TryCommit): %v", err)
 	}
 
-	// read_committed sees exactly the new instances' records.
+	// read_committed sees exactly the new instances' records. EndTxn is answered once the
+	// decision is logged and the markers follow (on a cluster, to remote leaders), so the
+	// end offsets are only final once both transactions are complete.
+	waitTxnsComplete(ctx, f, adm, "franz-txn-fenced-a", "franz-txn-fenced-b")
 	hw, err := listEnds(ctx, adm, txnFence, false)
 	if err != nil {
 		fatalf("%s: %v", txnFence, err)
