@@ -57,9 +57,9 @@ class admin_client {
                std::to_string(version);
       return false;
     }
-    std::vector<uint8_t> body;
+    buffer_slice body;
     if (!c->round_trip(Req::api_key, version, w, &body, error)) return false;
-    protocol::reader r(body);
+    protocol::reader r(body.span(), body.owner);
     if (!resp->decode(r, version) || !r.ok()) {
       *error = "malformed " + api_name(Req::api_key) + " v" + std::to_string(version) +
                " response from " + c->address();

@@ -105,7 +105,7 @@ bool broker_connection::recv_all(uint8_t* data, size_t n, std::string* error) {
 }
 
 bool broker_connection::round_trip(int16_t api_key, int16_t version, const protocol::writer& body,
-                                   std::vector<uint8_t>* response_body, std::string* error) {
+                                   buffer_slice* response_body, std::string* error) {
   const int32_t correlation_id = next_correlation_id_++;
   protocol::writer w;
   w.write_int32(0);
@@ -128,9 +128,12 @@ bool broker_connection::round_trip(int16_t api_key, int16_t version, const proto
     *error = "invalid response frame length " + std::to_string(len) + " from " + address_;
     return false;
   }
-  std::vector<uint8_t> frame(static_cast<size_t>(len));
-  if (!recv_all(frame.data(), frame.size(), error)) return false;
-  protocol::reader r(frame);
+  // Uninitialised: recv_all fills every byte or the call fails. A fetch response of many
+  // MiB would otherwise be zero-filled (and its pages faulted in) only to be overwritten.
+  std::shared_ptr<uint8_t[]> frame =
+      std::make_shared_for_overwrite<uint8_t[]>(static_cast<size_t>(len));
+  if (!recv_all(frame.get(), static_cast<size_t>(len), error)) return false;
+  protocol::reader r(std::span<const uint8_t>(frame.get(), static_cast<size_t>(len)));
   protocol::response_header rh;
   if (!rh.decode(r, protocol::response_header_version(api_key, version)) || !r.ok()) {
     *error = "malformed response header from " + address_;
@@ -141,7 +144,10 @@ bool broker_connection::round_trip(int16_t api_key, int16_t version, const proto
              std::to_string(correlation_id);
     return false;
   }
-  response_body->assign(frame.begin() + static_cast<long>(r.position()), frame.end());
+  const size_t header = r.position();
+  response_body->data = frame.get() + header;
+  response_body->size = static_cast<size_t>(len) - header;
+  response_body->owner = std::move(frame);
   return true;
 }
 
@@ -155,15 +161,15 @@ bool broker_connection::negotiate(std::string* error) {
     req.client_software_version = "1";
     protocol::writer w;
     req.encode(w, version);
-    std::vector<uint8_t> body;
+    buffer_slice body;
     if (!round_trip(protocol::api_versions_request::api_key, version, w, &body, error))
       return false;
-    protocol::reader r(body);
+    protocol::reader r(body.span());
     protocol::api_versions_response resp;
     bool decoded = resp.decode(r, version);
     if (!decoded || resp.error_code == protocol::to_wire(protocol::error_code::unsupported_version)) {
       // The error answer is always v0-shaped.
-      protocol::reader r0(body);
+      protocol::reader r0(body.span());
       protocol::api_versions_response v0;
       if (!v0.decode(r0, 0)) {
         *error = "malformed ApiVersions response from " + address_;

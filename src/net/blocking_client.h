@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/bytes.h"
 #include "protocol/messages.h"
 #include "protocol/wire.h"
 
@@ -35,10 +36,13 @@ class broker_connection {
   // version both sides support, or -1 when the ranges do not overlap or the broker lacks it.
   int16_t pick_version(int16_t api_key, int16_t ours_min, int16_t ours_max) const;
 
-  // Sends one request (encoded at `version`) and reads its response. Raw form: `encode`
-  // writes the body; `decode` reads it.
+  // Sends one request (encoded at `version`) and reads its response. Raw form: `body` is the
+  // encoded request body; *response_body is the response body after the header, a slice of
+  // the received frame (not zero-filled, not copied), which the slice keeps alive — records
+  // decoded from it with reader(span, owner) reference the frame instead of copying (the
+  // replica fetcher appends fetched batches straight from it).
   bool round_trip(int16_t api_key, int16_t version, const protocol::writer& body,
-                  std::vector<uint8_t>* response_body, std::string* error);
+                  buffer_slice* response_body, std::string* error);
 
   // Typed form: encodes `req` at the highest version both sides support and decodes the
   // response. False (and *error) on any failure, including no common version.
@@ -57,9 +61,9 @@ class broker_connection {
       return false;
     }
     local_error_ = false;
-    std::vector<uint8_t> body;
+    buffer_slice body;
     if (!round_trip(Req::api_key, version, w, &body, error)) return false;
-    protocol::reader r(body);
+    protocol::reader r(body.span(), body.owner);
     if (!resp->decode(r, version) || !r.ok()) {
       *error = "malformed response to api " + std::to_string(Req::api_key) + " from " + address_;
       return false;
