@@ -568,8 +568,17 @@ void partition::update_config(const partition_config& config) {
   log_->update_config(config.log);
 }
 
-void partition::housekeeping(int64_t now_ms, bool retention_due) {
+void partition::housekeeping(int64_t now_ms, bool retention_due, int64_t producer_expiration_ms) {
   maybe_shrink_isr(now_ms);
+  if (producer_expiration_ms >= 0) {
+    const size_t before = producer_state_.producers().size();
+    producer_state_.expire(now_ms, producer_expiration_ms);
+    const size_t expired = before - producer_state_.producers().size();
+    if (expired > 0) {
+      VLOG_INFO(kLog) << tp_.str() << ": expired " << expired << " producer id(s) idle for "
+                      << producer_expiration_ms << " ms (producer.id.expiration.ms)";
+    }
+  }
   log_->maybe_roll(now_ms);
   log_->maybe_flush(now_ms);
   if (retention_due && config_.log.delete_retention) {

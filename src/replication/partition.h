@@ -231,8 +231,12 @@ class partition {
   void add_waiter(std::weak_ptr<void> alive, std::function<void()> fn);
 
   void update_config(const partition_config& config);
-  // Periodic work: flush policy, time-based roll, retention (when `retention_due`).
-  void housekeeping(int64_t now_ms, bool retention_due);
+  // Periodic work: flush policy, time-based roll, retention (when `retention_due`), and
+  // when producer_expiration_ms >= 0 (producer.id.expiration.ms, on its check interval) the
+  // removal of producers with no open transaction whose last batch is older than that —
+  // Kafka's rule, on leaders and followers alike. A removed producer is unknown again: its
+  // next batch is accepted as from a new producer (duplicate detection restarts).
+  void housekeeping(int64_t now_ms, bool retention_due, int64_t producer_expiration_ms = -1);
   // Flushes, snapshots producer state and closes the log cleanly.
   void close();
   // Deletes the partition's data (topic deleted).

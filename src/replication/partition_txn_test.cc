@@ -170,6 +170,29 @@ TEST_F(partition_txn_test, open_transaction_survives_restart_and_keeps_holding_t
   EXPECT_EQ(part_->last_stable_offset(), 5);
 }
 
+TEST_F(partition_txn_test, housekeeping_expires_idle_producers_but_not_open_transactions) {
+  // Batches are stamped kNow. Producer 5 is idempotent only; producer 7 has a transaction open.
+  ASSERT_EQ(produce(batch(5, 0, 0, 2, false)).error, error_code::none);
+  ASSERT_EQ(produce(batch(7, 0, 0, 1)).error, error_code::none);
+  const int64_t day = 86400000;
+  // Not due (no expiration on this tick) or not yet idle long enough: both are kept.
+  part_->housekeeping(kNow + 2 * day, false, -1);
+  part_->housekeeping(kNow + day - 1, false, day);
+  EXPECT_NE(part_->producers().find(5), nullptr);
+  EXPECT_NE(part_->producers().find(7), nullptr);
+
+  part_->housekeeping(kNow + day + 1, false, day);
+  EXPECT_EQ(part_->producers().find(5), nullptr) << "idle idempotent producer expired";
+  ASSERT_NE(part_->producers().find(7), nullptr) << "a producer with an open transaction stays";
+  EXPECT_EQ(part_->last_stable_offset(), 2);
+
+  // Unknown again, producer 5 starts over at sequence 0 without an ordering error.
+  EXPECT_EQ(produce(batch(5, 0, 0, 1, false)).error, error_code::none);
+  ASSERT_EQ(part_->append_txn_marker(7, 0, true, 0, kNow).error, error_code::none);
+  part_->housekeeping(kNow + day + 1, false, day);
+  EXPECT_EQ(part_->producers().find(7), nullptr) << "expired once its transaction completed";
+}
+
 TEST_F(partition_txn_test, markers_from_an_older_epoch_or_coordinator_are_refused) {
   ASSERT_EQ(produce(batch(7, 3, 0, 1)).error, error_code::none);
   EXPECT_EQ(part_->append_txn_marker(7, 2, true, 5, kNow).error, error_code::invalid_producer_epoch);

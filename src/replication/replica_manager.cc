@@ -222,6 +222,7 @@ void replica_manager::remove(const std::vector<topic_partition>& tps) {
 void replica_manager::start() {
   last_retention_ms_ = now_ms();
   last_checkpoint_ms_ = now_ms();
+  last_producer_expiry_ms_ = now_ms();
   schedule();
 }
 
@@ -238,7 +239,11 @@ void replica_manager::housekeeping() {
   const int64_t now = now_ms();
   const bool retention_due = now - last_retention_ms_ >= options_.retention_check_interval_ms;
   if (retention_due) last_retention_ms_ = now;
-  for (auto& [tp, p] : partitions_) p->housekeeping(now, retention_due);
+  const bool expiry_due =
+      now - last_producer_expiry_ms_ >= options_.producer_id_expiration_check_interval_ms;
+  if (expiry_due) last_producer_expiry_ms_ = now;
+  const int64_t expire_after = expiry_due ? options_.producer_id_expiration_ms : -1;
+  for (auto& [tp, p] : partitions_) p->housekeeping(now, retention_due, expire_after);
   if (now - last_checkpoint_ms_ >= options_.recovery_checkpoint_interval_ms) {
     last_checkpoint_ms_ = now;
     write_recovery_checkpoints();

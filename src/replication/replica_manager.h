@@ -34,6 +34,9 @@ struct replica_manager_options {
   int64_t retention_check_interval_ms = 300000;  // log.retention.check.interval.ms
   int64_t housekeeping_interval_ms = 1000;
   int64_t recovery_checkpoint_interval_ms = 60000;  // log.flush.offset.checkpoint.interval.ms
+  int64_t producer_id_expiration_ms = 86400000;      // producer.id.expiration.ms
+  // producer.id.expiration.check.interval.ms
+  int64_t producer_id_expiration_check_interval_ms = 600000;
 };
 
 // Which shard owns a partition: a stable hash, so every loop agrees without coordination.
@@ -100,6 +103,7 @@ class replica_manager {
   std::map<std::filesystem::path, size_t> partitions_per_dir_;
   int64_t last_retention_ms_ = 0;
   int64_t last_checkpoint_ms_ = 0;
+  int64_t last_producer_expiry_ms_ = 0;
   bool closed_ = false;
 };
 

@@ -195,6 +195,9 @@ bool broker::start(std::string* error) {
     o.retention_check_interval_ms = config_.get_long("log.retention.check.interval.ms");
     o.recovery_checkpoint_interval_ms =
         config_.get_long("log.flush.offset.checkpoint.interval.ms");
+    o.producer_id_expiration_ms = config_.get_int("producer.id.expiration.ms");
+    o.producer_id_expiration_check_interval_ms =
+        config_.get_int("producer.id.expiration.check.interval.ms");
     replica_managers_.push_back(std::make_unique<replication::replica_manager>(
         shards_.loop(s), o,
         [this](const cluster::topic_metadata& t) { return partition_config_for(t); }));
