@@ -1,30 +1,18 @@
 #include "coordinator/group_coordinator.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <filesystem>
 
+#include "common/test_util.h"
 #include "coordinator/offsets_format.h"
 #include "protocol/record_batch.h"
 
 namespace varve::coordinator {
 namespace {
-namespace fs = std::filesystem;
 using protocol::error_code;
 
-class temp_dir {
- public:
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "varve-groups-test-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~temp_dir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using test_util::temp_dir;
 
 constexpr int32_t kP = 0;  // every group of these tests lives in partition 0
 

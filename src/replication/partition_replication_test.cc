@@ -2,11 +2,11 @@
 // acks=all completion, ISR shrink / expand proposals, follower appends and leader-epoch
 // truncation (KIP-101) — driven directly, with real logs on disk.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <filesystem>
 
+#include "common/test_util.h"
 #include "protocol/record_batch.h"
 #include "replication/partition.h"
 
@@ -15,18 +15,7 @@ namespace {
 namespace fs = std::filesystem;
 using protocol::error_code;
 
-class temp_dir {
- public:
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "varve-partition-repl-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~temp_dir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using test_util::temp_dir;
 
 constexpr int64_t kNow = 1700000000000;
 

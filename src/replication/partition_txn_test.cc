@@ -2,31 +2,19 @@
 // stable offset, read_committed fetches with aborted transactions, KIP-890 verification,
 // and producer/transaction state across restart, follower replication and truncation.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <filesystem>
 
+#include "common/test_util.h"
 #include "protocol/record_batch.h"
 #include "protocol/record_control.h"
 #include "replication/partition.h"
 
 namespace varve::replication {
 namespace {
-namespace fs = std::filesystem;
 using protocol::error_code;
 
-class temp_dir {
- public:
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "varve-partition-txn-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~temp_dir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using test_util::temp_dir;
 
 constexpr int64_t kNow = 1700000000000;
 
