@@ -1,7 +1,5 @@
 #include "coordinator/group_coordinator.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <random>
@@ -9,12 +7,11 @@
 #include "common/log.h"
 #include "coordinator/offsets_format.h"
 #include "protocol/record_batch.h"
-#include "protocol/record_control.h"
+#include "replication/partition_reader.h"
 
 namespace varve::coordinator {
 namespace {
 constexpr std::string_view kLog = "groups";
-constexpr uint32_t kLoadReadBytes = 1 << 20;
 
 bool same_protocols(const std::vector<protocol_entry>& a, const std::vector<protocol_entry>& b) {
   if (a.size() != b.size()) return false;
@@ -65,16 +62,6 @@ error_code map_append_error(error_code e) {
     default:
       return error_code::unknown_server_error;
   }
-}
-
-bool pread_all(int fd, uint8_t* out, size_t size, uint64_t position) {
-  size_t done = 0;
-  while (done < size) {
-    const ssize_t n = ::pread(fd, out + done, size - done, static_cast<off_t>(position + done));
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
 }
 }  // namespace
 
@@ -285,60 +272,6 @@ error_code group_coordinator::check_partition(int32_t p) {
   return error_code::none;
 }
 
-namespace {
-// Reads every record of `part` from its log start to its high watermark, in order, calling
-// apply(record, batch header) for data records and on_marker(producer id, commit) for
-// transaction markers. False with *error if a batch cannot be read or decoded.
-template <typename Apply, typename OnMarker>
-bool read_records(replication::partition& part, Apply&& apply, OnMarker&& on_marker,
-                  int64_t* next_offset, std::string* error) {
-  int64_t offset = part.log_start_offset();
-  const int64_t end = part.high_watermark();
-  std::vector<uint8_t> buf;
-  std::vector<protocol::record> decoded;
-  while (offset < end) {
-    storage::read_info info;
-    if (!part.log().read(offset, kLoadReadBytes, end, true, &info)) {
-      *error = "cannot read offset " + std::to_string(offset);
-      return false;
-    }
-    if (info.regions.empty()) break;
-    const int64_t before = offset;
-    for (const auto& region : info.regions) {
-      buf.resize(region.size);
-      if (!pread_all(region.file->fd(), buf.data(), region.size, region.position)) {
-        *error = "read error at offset " + std::to_string(offset);
-        return false;
-      }
-      size_t pos = 0;
-      while (pos + protocol::kRecordBatchHeaderSize <= buf.size()) {
-        auto hdr = protocol::parse_batch_header(std::span(buf).subspan(pos));
-        if (!hdr || hdr->total_size() > buf.size() - pos) break;
-        const auto batch = std::span<const uint8_t>(buf).subspan(pos, hdr->total_size());
-        pos += hdr->total_size();
-        if (hdr->last_offset() < offset) continue;
-        offset = hdr->last_offset() + 1;
-        if (hdr->is_control()) {
-          if (auto m = protocol::parse_txn_marker(batch)) {
-            on_marker(hdr->producer_id, m->type == protocol::control_record_type::commit);
-          }
-          continue;
-        }
-        decoded.clear();
-        if (!protocol::decode_records(batch, &decoded)) {
-          *error = "undecodable batch at offset " + std::to_string(hdr->base_offset);
-          return false;
-        }
-        for (const auto& r : decoded) apply(r, *hdr);
-      }
-    }
-    if (offset == before) break;  // no progress: nothing more to read
-  }
-  *next_offset = offset;
-  return true;
-}
-}  // namespace
-
 void group_coordinator::forget_partition(int32_t p) {
   for (auto it = groups_.begin(); it != groups_.end();) {
     if (it->second->partition == p) {
@@ -467,7 +400,7 @@ bool group_coordinator::load_partition(int32_t p, std::string* error) {
   auto on_marker = [&](int64_t producer_id, bool commit) { complete_txn(p, producer_id, commit); };
 
   int64_t next_offset = 0;
-  if (!read_records(*part, apply, on_marker, &next_offset, error)) {
+  if (!replication::read_partition_records(*part, apply, on_marker, &next_offset, error)) {
     forget_partition(p);  // no half-loaded groups
     loading_.insert(p);
     loaded_.erase(p);

@@ -1,7 +1,5 @@
 #include "server/txn_wiring.h"
 
-#include <unistd.h>
-
 #include <chrono>
 #include <map>
 
@@ -11,13 +9,13 @@
 #include "net/blocking_client.h"
 #include "protocol/messages.h"
 #include "protocol/record_batch.h"
+#include "replication/partition_reader.h"
 #include "server/broker.h"
 
 namespace varve::server {
 namespace {
 using protocol::error_code;
 constexpr std::string_view kLog = "txn";
-constexpr uint32_t kLoadReadBytes = 1 << 20;
 constexpr int kSenderTimeoutMs = 10000;
 constexpr size_t kProducerIdBlock = 16;  // ids fetched from the controller at a time
 constexpr size_t kProducerIdLowWater = 4;
@@ -26,16 +24,6 @@ int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-bool pread_all(int fd, uint8_t* out, size_t size, uint64_t position) {
-  size_t done = 0;
-  while (done < size) {
-    const ssize_t n = ::pread(fd, out + done, size - done, static_cast<off_t>(position + done));
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
 }
 
 // Shared by a high-watermark wait's timer and the partition's waiter; lives on one loop.
@@ -244,50 +232,16 @@ bool txn_wiring::load(int32_t p, std::string* error) {
     *error = "not the leader";
     return false;
   }
-  int64_t offset = part->log_start_offset();
-  const int64_t end = part->high_watermark();
-  std::vector<uint8_t> buf;
-  std::vector<protocol::record> decoded;
   size_t records = 0;
-  while (offset < end) {
-    storage::read_info info;
-    if (!part->log().read(offset, kLoadReadBytes, end, true, &info)) {
-      *error = "cannot read offset " + std::to_string(offset);
-      return false;
-    }
-    if (info.regions.empty()) break;
-    const int64_t before = offset;
-    for (const auto& region : info.regions) {
-      buf.resize(region.size);
-      if (!pread_all(region.file->fd(), buf.data(), region.size, region.position)) {
-        *error = "read error at offset " + std::to_string(offset);
-        return false;
-      }
-      size_t pos = 0;
-      while (pos + protocol::kRecordBatchHeaderSize <= buf.size()) {
-        auto hdr = protocol::parse_batch_header(std::span(buf).subspan(pos));
-        if (!hdr || hdr->total_size() > buf.size() - pos) break;
-        const auto batch = std::span<const uint8_t>(buf).subspan(pos, hdr->total_size());
-        pos += hdr->total_size();
-        if (hdr->last_offset() < offset) continue;
-        offset = hdr->last_offset() + 1;
-        if (hdr->is_control()) continue;
-        decoded.clear();
-        if (!protocol::decode_records(batch, &decoded)) {
-          *error = "undecodable batch at offset " + std::to_string(hdr->base_offset);
-          return false;
-        }
-        for (const auto& r : decoded) {
-          if (!r.key) continue;
-          std::optional<std::span<const uint8_t>> value;
-          if (r.value) value = std::span<const uint8_t>(*r.value);
-          coord_->replay(p, *r.key, value);
-          ++records;
-        }
-      }
-    }
-    if (offset == before) break;
-  }
+  auto replay = [&](const protocol::record& r, const protocol::record_batch_header&) {
+    if (!r.key) return;
+    std::optional<std::span<const uint8_t>> value;
+    if (r.value) value = std::span<const uint8_t>(*r.value);
+    coord_->replay(p, *r.key, value);
+    ++records;
+  };
+  int64_t offset = 0;
+  if (!replication::read_partition_records(*part, replay, nullptr, &offset, error)) return false;
   VLOG_INFO(kLog) << "loaded " << tp.str() << ": " << records << " record(s) up to offset "
                   << offset;
   return true;
