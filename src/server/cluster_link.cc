@@ -397,14 +397,27 @@ std::unique_ptr<net::broker_connection> cluster_link::connect_to(int32_t node, s
   return nullptr;
 }
 
+template <typename Req, typename Resp, typename Result>
+cluster::topic_result cluster_link::forward(int32_t controller, const Req& req,
+                                            std::vector<Result> Resp::*results,
+                                            std::string_view api, int16_t max_version) {
+  std::string error;
+  auto c = connect_to(controller, &error);
+  if (!c) return {error_code::not_controller, error};
+  Resp resp;
+  if (!c->call(req, &resp, &error, max_version)) return {error_code::not_controller, error};
+  const std::vector<Result>& out = resp.*results;
+  if (out.empty()) {
+    return {error_code::unknown_server_error, "empty " + std::string(api) + " response"};
+  }
+  return from_wire(out.front().error_code, out.front().error_message);
+}
+
 cluster::topic_result cluster_link::create_topic(int32_t controller, const std::string& name,
                                                  int32_t num_partitions, int16_t replication_factor,
                                                  const std::map<std::string, std::string>& configs,
                                                  bool validate_only,
                                                  const cluster::replica_assignment& manual) {
-  std::string error;
-  auto c = connect_to(controller, &error);
-  if (!c) return {error_code::not_controller, error};
   protocol::create_topics_request req;
   auto& t = req.topics.emplace_back();
   t.name = name;
@@ -422,31 +435,21 @@ cluster::topic_result cluster_link::create_topic(int32_t controller, const std::
   }
   req.timeout_ms = kTimeoutMs;
   req.validate_only = validate_only;
-  protocol::create_topics_response resp;
-  if (!c->call(req, &resp, &error)) return {error_code::not_controller, error};
-  if (resp.topics.empty()) return {error_code::unknown_server_error, "empty CreateTopics response"};
-  return from_wire(resp.topics.front().error_code, resp.topics.front().error_message);
+  return forward(controller, req, &protocol::create_topics_response::topics, "CreateTopics");
 }
 
 cluster::topic_result cluster_link::delete_topic(int32_t controller, const std::string& name) {
-  std::string error;
-  auto c = connect_to(controller, &error);
-  if (!c) return {error_code::not_controller, error};
   protocol::delete_topics_request req;
   req.topic_names.push_back(name);
   req.timeout_ms = kTimeoutMs;
-  protocol::delete_topics_response resp;
-  if (!c->call(req, &resp, &error, 5)) return {error_code::not_controller, error};
-  if (resp.responses.empty()) return {error_code::unknown_server_error, "empty DeleteTopics response"};
-  return from_wire(resp.responses.front().error_code, resp.responses.front().error_message);
+  // v5: topics by name (v6 sends them as topic states).
+  return forward(controller, req, &protocol::delete_topics_response::responses, "DeleteTopics",
+                 5);
 }
 
 cluster::topic_result cluster_link::create_partitions(int32_t controller, const std::string& name,
                                                       int32_t new_total, bool validate_only,
                                                       const cluster::replica_assignment& manual) {
-  std::string error;
-  auto c = connect_to(controller, &error);
-  if (!c) return {error_code::not_controller, error};
   protocol::create_partitions_request req;
   auto& t = req.topics.emplace_back();
   t.name = name;
@@ -459,18 +462,13 @@ cluster::topic_result cluster_link::create_partitions(int32_t controller, const 
   }
   req.timeout_ms = kTimeoutMs;
   req.validate_only = validate_only;
-  protocol::create_partitions_response resp;
-  if (!c->call(req, &resp, &error)) return {error_code::not_controller, error};
-  if (resp.results.empty()) return {error_code::unknown_server_error, "empty CreatePartitions response"};
-  return from_wire(resp.results.front().error_code, resp.results.front().error_message);
+  return forward(controller, req, &protocol::create_partitions_response::results,
+                 "CreatePartitions");
 }
 
 cluster::topic_result cluster_link::set_topic_configs(int32_t controller, const std::string& name,
                                                       const std::map<std::string, std::string>& configs,
                                                       bool validate_only) {
-  std::string error;
-  auto c = connect_to(controller, &error);
-  if (!c) return {error_code::not_controller, error};
   protocol::alter_configs_request req;
   auto& r = req.resources.emplace_back();
   r.resource_type = 2;  // TOPIC
@@ -481,10 +479,7 @@ cluster::topic_result cluster_link::set_topic_configs(int32_t controller, const 
     cfg.value = v;
   }
   req.validate_only = validate_only;
-  protocol::alter_configs_response resp;
-  if (!c->call(req, &resp, &error)) return {error_code::not_controller, error};
-  if (resp.responses.empty()) return {error_code::unknown_server_error, "empty AlterConfigs response"};
-  return from_wire(resp.responses.front().error_code, resp.responses.front().error_message);
+  return forward(controller, req, &protocol::alter_configs_response::responses, "AlterConfigs");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -21,7 +21,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "cluster/controller.h"
 #include "net/blocking_client.h"
@@ -86,6 +88,14 @@ class cluster_link final : public cluster::controller_channel, public cluster::c
 
   void enqueue(int32_t broker, request_fn fn);
   std::unique_ptr<net::broker_connection> connect_to(int32_t node, std::string* error);
+  // The controller_forwarder's round trip: sends `req` (at most at `max_version`) on a new
+  // connection to `controller` and converts the first entry of the response's per-topic
+  // `results` to a topic_result. NOT_CONTROLLER (with the reason) when the controller cannot
+  // be reached or the call fails; UNKNOWN_SERVER_ERROR when the response has no entry.
+  template <typename Req, typename Resp, typename Result>
+  cluster::topic_result forward(int32_t controller, const Req& req,
+                                std::vector<Result> Resp::*results, std::string_view api,
+                                int16_t max_version = Req::max_version);
   void isr_loop();
 
   broker& b_;
