@@ -44,11 +44,15 @@ txn_route route_txn(broker& b, const std::string& transactional_id) {
   return r;
 }
 
+// True if `t` (a metadata lookup: null when the topic does not exist) has partition p.
+bool has_partition(const std::shared_ptr<const cluster::topic_metadata>& t, int32_t p) {
+  return t && p >= 0 && p < static_cast<int32_t>(t->partitions.size());
+}
+
 // The broker leading __transaction_state partition p, or -1.
 int32_t coordinator_node(broker& b, int32_t p) {
   auto t = b.metadata()->find(std::string(coordinator::kTransactionStateTopic));
-  if (!t || p < 0 || p >= static_cast<int32_t>(t->partitions.size())) return -1;
-  return t->partitions[p].leader;
+  return has_partition(t, p) ? t->partitions[p].leader : -1;
 }
 
 // Runs start(coordinator, done) on `shard` and waits until the coordinator calls done.
@@ -69,6 +73,17 @@ asio::awaitable<T> wait_on_txn(broker& b, unsigned shard, Start& start) {
   };
   auto op = b.shards().invoke_on(shard, std::move(waiter));
   co_return co_await std::move(op);
+}
+
+// The error the coordinator of `transactional_id` answers start(coordinator, done) with, or
+// the routing error (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE) without calling it.
+template <typename Start>
+asio::awaitable<error_code> call_coordinator(broker& b, const std::string& transactional_id,
+                                             Start& start) {
+  const txn_route route = route_txn(b, transactional_id);
+  if (route.error != error_code::none) co_return route.error;
+  auto wait = wait_on_txn<error_code>(b, route.shard, start);
+  co_return co_await std::move(wait);
 }
 
 // Creates __transaction_state on first use (compacted, internal).
@@ -96,8 +111,11 @@ error_code fenced_for_version(error_code e, int16_t version, int16_t first_with_
   return e;
 }
 
-std::vector<coordinator::txn_partition> txn_partitions_of(
-    const std::vector<add_partitions_to_txn_request::add_partitions_to_txn_topic>& topics) {
+using add_partitions_topics = std::vector<add_partitions_to_txn_request::add_partitions_to_txn_topic>;
+using add_partitions_results =
+    std::vector<add_partitions_to_txn_response::add_partitions_to_txn_topic_result>;
+
+std::vector<coordinator::txn_partition> txn_partitions_of(const add_partitions_topics& topics) {
   std::vector<coordinator::txn_partition> out;
   for (const auto& t : topics) {
     for (int32_t p : t.partitions) out.push_back({t.name, p});
@@ -105,10 +123,9 @@ std::vector<coordinator::txn_partition> txn_partitions_of(
   return out;
 }
 
-std::vector<add_partitions_to_txn_response::add_partitions_to_txn_topic_result> partition_results(
-    const std::vector<add_partitions_to_txn_request::add_partitions_to_txn_topic>& topics,
-    const std::vector<error_code>& errors) {
-  std::vector<add_partitions_to_txn_response::add_partitions_to_txn_topic_result> out;
+add_partitions_results partition_results(const add_partitions_topics& topics,
+                                          const std::vector<error_code>& errors) {
+  add_partitions_results out;
   size_t i = 0;
   for (const auto& t : topics) {
     auto& tr = out.emplace_back();
@@ -153,13 +170,19 @@ asio::awaitable<std::vector<error_code>> add_partitions_one(broker& b, const add
   co_return std::vector<error_code>(n, e);
 }
 
-std::vector<error_code> adjust_add_partitions_errors(std::vector<error_code> errors,
-                                                     int16_t version) {
+// AddPartitionsToTxn's answer (at `version`) for one transaction: one result per requested
+// partition, in the request's order.
+asio::awaitable<add_partitions_results> answer_add_partitions(broker& b, int16_t version,
+                                                              add_partitions_call c,
+                                                              const add_partitions_topics& topics) {
+  c.partitions = txn_partitions_of(topics);
+  auto op = add_partitions_one(b, c);
+  std::vector<error_code> errors = co_await std::move(op);
   for (auto& e : errors) {
     e = fenced_for_version(e, version, 2);
     if (e == error_code::transaction_abortable && version <= 4) e = error_code::invalid_txn_state;
   }
-  return errors;
+  co_return partition_results(topics, errors);
 }
 
 // How long a leader waits for its followers to replicate a marker before answering
@@ -247,10 +270,7 @@ std::vector<coordinator::commit_entry> txn_commit_entries(const cluster::metadat
       e.value.offset = p.committed_offset;
       e.value.leader_epoch = p.committed_leader_epoch;
       e.value.metadata = p.committed_metadata.value_or("");
-      if (!tmeta || p.partition_index < 0 ||
-          p.partition_index >= static_cast<int32_t>(tmeta->partitions.size())) {
-        e.error = error_code::unknown_topic_or_partition;
-      }
+      if (!has_partition(tmeta, p.partition_index)) e.error = error_code::unknown_topic_or_partition;
       out.push_back(std::move(e));
     }
   }
@@ -305,9 +325,7 @@ asio::awaitable<void> txn_offset_commit(request_context& ctx, txn_offset_commit_
     for (const auto& part : t.partitions) {
       auto& pr = tr.partitions.emplace_back();
       pr.partition_index = part.partition_index;
-      error_code e = entries[i++].error;
-      if (e == error_code::producer_fenced && ctx.version < 3) e = error_code::invalid_producer_epoch;
-      pr.error_code = to_wire(e);
+      pr.error_code = to_wire(fenced_for_version(entries[i++].error, ctx.version, 3));
     }
   }
 }
@@ -362,63 +380,40 @@ asio::awaitable<void> add_partitions_to_txn(request_context& ctx, add_partitions
                                             add_partitions_to_txn_response& resp) {
   broker& b = ctx.b;
   if (ctx.version <= 3) {
-    add_partitions_call c;
-    c.transactional_id = req.v3_and_below_transactional_id;
-    c.producer_id = req.v3_and_below_producer_id;
-    c.producer_epoch = req.v3_and_below_producer_epoch;
-    c.partitions = txn_partitions_of(req.v3_and_below_topics);
-    auto op = add_partitions_one(b, c);
-    std::vector<error_code> raw = co_await std::move(op);
-    auto errors = adjust_add_partitions_errors(std::move(raw), ctx.version);
-    resp.results_by_topic_v3_and_below = partition_results(req.v3_and_below_topics, errors);
+    add_partitions_call c{req.v3_and_below_transactional_id, req.v3_and_below_producer_id,
+                          req.v3_and_below_producer_epoch, false, {}};
+    auto op = answer_add_partitions(b, ctx.version, std::move(c), req.v3_and_below_topics);
+    resp.results_by_topic_v3_and_below = co_await std::move(op);
     co_return;
   }
   for (const auto& t : req.transactions) {
-    add_partitions_call c;
-    c.transactional_id = t.transactional_id;
-    c.producer_id = t.producer_id;
-    c.producer_epoch = t.producer_epoch;
-    c.verify_only = t.verify_only;
-    c.partitions = txn_partitions_of(t.topics);
-    auto op = add_partitions_one(b, c);
-    std::vector<error_code> raw = co_await std::move(op);
-    auto errors = adjust_add_partitions_errors(std::move(raw), ctx.version);
+    add_partitions_call c{t.transactional_id, t.producer_id, t.producer_epoch, t.verify_only, {}};
+    auto op = answer_add_partitions(b, ctx.version, std::move(c), t.topics);
+    add_partitions_results results = co_await std::move(op);
     auto& out = resp.results_by_transaction.emplace_back();
     out.transactional_id = t.transactional_id;
-    out.topic_results = partition_results(t.topics, errors);
+    out.topic_results = std::move(results);
   }
 }
 
 asio::awaitable<void> add_offsets_to_txn(request_context& ctx, add_offsets_to_txn_request& req,
                                          add_offsets_to_txn_response& resp) {
-  broker& b = ctx.b;
-  const txn_route route = route_txn(b, req.transactional_id);
-  if (route.error != error_code::none) {
-    resp.error_code = to_wire(route.error);
-    co_return;
-  }
   auto start = [&req](txn_coordinator& tc, std::function<void(error_code)> done) {
     tc.add_offsets(req.transactional_id, req.producer_id, req.producer_epoch, req.group_id,
                    std::move(done));
   };
-  auto wait = wait_on_txn<error_code>(b, route.shard, start);
-  const error_code e = co_await std::move(wait);
+  auto op = call_coordinator(ctx.b, req.transactional_id, start);
+  const error_code e = co_await std::move(op);
   resp.error_code = to_wire(fenced_for_version(e, ctx.version, 2));
 }
 
 asio::awaitable<void> end_txn(request_context& ctx, end_txn_request& req, end_txn_response& resp) {
-  broker& b = ctx.b;
-  const txn_route route = route_txn(b, req.transactional_id);
-  if (route.error != error_code::none) {
-    resp.error_code = to_wire(route.error);
-    co_return;
-  }
   auto start = [&req](txn_coordinator& tc, std::function<void(error_code)> done) {
     tc.end_txn(req.transactional_id, req.producer_id, req.producer_epoch, req.committed,
                std::move(done));
   };
-  auto wait = wait_on_txn<error_code>(b, route.shard, start);
-  const error_code e = co_await std::move(wait);
+  auto op = call_coordinator(ctx.b, req.transactional_id, start);
+  const error_code e = co_await std::move(op);
   resp.error_code = to_wire(fenced_for_version(e, ctx.version, 2));
 }
 
@@ -518,7 +513,7 @@ asio::awaitable<void> describe_producers(request_context& ctx, describe_producer
     tr.name = t.name;
     auto tmeta = md->find(t.name);
     for (int32_t index : t.partition_indexes) {
-      if (!tmeta || index < 0 || index >= static_cast<int32_t>(tmeta->partitions.size())) {
+      if (!has_partition(tmeta, index)) {
         auto& pr = tr.partitions.emplace_back();
         pr.partition_index = index;
         pr.error_code = to_wire(error_code::unknown_topic_or_partition);
@@ -600,7 +595,7 @@ asio::awaitable<void> write_txn_markers(request_context& ctx, write_txn_markers_
       for (int32_t index : topic.partition_indexes) {
         auto& pr = tr.partitions.emplace_back();
         pr.partition_index = index;
-        if (!tmeta || index < 0 || index >= static_cast<int32_t>(tmeta->partitions.size())) {
+        if (!has_partition(tmeta, index)) {
           pr.error_code = to_wire(error_code::unknown_topic_or_partition);
           continue;
         }
