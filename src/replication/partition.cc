@@ -591,7 +591,12 @@ void partition::housekeeping(int64_t now_ms, bool retention_due, int64_t produce
   }
   if (config_.log.compact && config_.cleaner_enable) {
     // At most one cleaning pass per tick (storage/log_cleaner.h); it logs what it cleaned.
-    if (storage::maybe_clean(*log_, now_ms, high_watermark_)) txn_index_.sync_with_segments(*log_);
+    // Never past the LSO (open transactions stay untouched); markers stay at or above the
+    // oldest producer-state snapshot, which replays the log from there on a restart.
+    storage::maybe_clean(*log_, now_ms, last_stable_offset(), txn_index_, [this] {
+      const auto snapshots = producer_state_.snapshot_offsets();
+      return snapshots.empty() ? INT64_MAX : snapshots.front();
+    });
   }
   // Kafka snapshots producer state when a segment rolls, bounding the replay on restart.
   if (log_->segment_count() != segments_at_last_snapshot_) {

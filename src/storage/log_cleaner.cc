@@ -15,16 +15,19 @@
 
 #include "common/log.h"
 #include "protocol/record_batch.h"
+#include "protocol/record_control.h"
 #include "storage/file_util.h"
 #include "storage/format.h"
 #include "storage/log.h"
 #include "storage/segment.h"
+#include "storage/txn_index.h"
 
 namespace varve::storage {
 namespace {
 
 constexpr std::string_view kComponent = "cleaner";
-constexpr int kCleanerCheckpointVersion = 0;
+// Version 1 adds the marker ranges; version 0 files (none) are still read.
+constexpr int kCleanerCheckpointVersion = 1;
 // Per-entry overhead assumed for the offset map's memory bound (node, hash bucket, string).
 constexpr size_t kMapEntryOverhead = 64;
 
@@ -117,8 +120,55 @@ struct pass_context {
   offset_map map;
   std::set<int64_t> producer_last_batches;  // base offsets of each producer's last batch
   size_t max_decompressed = 0;
-  bool kept_new_tombstones = false;         // a tombstone in the dirty part was kept
+  bool kept_new_tombstones = false;         // a tombstone or marker in the dirty part was kept
   clean_stats stats;
+
+  // Transactions.
+  int64_t marker_removal_limit = INT64_MAX;
+  // producer id → aborted (first_offset, last_offset), ascending (from the txn index).
+  std::map<int64_t, std::vector<std::pair<int64_t, int64_t>>> aborted;
+  // Marker offset → whether a batch of its transaction was in the log before this pass.
+  std::unordered_map<int64_t, bool> marker_had_batches;
+  // producer id → a batch of its current transaction was written by this pass.
+  std::unordered_map<int64_t, bool> wrote_txn_batch;
+  std::set<int64_t> index_erase_after_swap;  // aborted markers whose last batch this pass removed
+  std::optional<cleaner_checkpoint::marker_range> newly_removable;
+
+  bool is_aborted(int64_t producer_id, int64_t offset) const {
+    auto it = aborted.find(producer_id);
+    if (it == aborted.end()) return false;
+    const auto& ranges = it->second;
+    auto r = std::lower_bound(ranges.begin(), ranges.end(), offset,
+                              [](const std::pair<int64_t, int64_t>& x, int64_t o) {
+                                return x.second < o;
+                              });
+    return r != ranges.end() && r->first <= offset;
+  }
+
+  bool horizon_passed(int64_t removable_at_ms) const {
+    return static_cast<__int128>(removable_at_ms) + config->delete_retention_ms <= now_ms;
+  }
+
+  // A removable marker at `offset` may go: first cleaned and last batch removed at least
+  // delete.retention.ms ago.
+  bool marker_expired(int64_t offset) const {
+    if (!tombstone_expired(offset)) return false;
+    for (const auto& r : checkpoint->marker_ranges) {
+      if (r.first_offset <= offset && offset <= r.last_offset && !horizon_passed(r.removable_at_ms)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  void note_newly_removable(int64_t marker_offset) {
+    if (!newly_removable) {
+      newly_removable = cleaner_checkpoint::marker_range{marker_offset, marker_offset, now_ms};
+    } else {
+      newly_removable->first_offset = std::min(newly_removable->first_offset, marker_offset);
+      newly_removable->last_offset = std::max(newly_removable->last_offset, marker_offset);
+    }
+  }
 
   // A tombstone at `offset` (below first_dirty: cleaned before) may go once the pass that
   // first cleaned it is delete.retention.ms old.
@@ -148,35 +198,76 @@ struct pass_context {
   }
 };
 
+// Decides a transaction marker (control batch): copied to `out` or dropped.
+void clean_marker(pass_context& ctx, const protocol::record_batch_header& h,
+                  const std::vector<uint8_t>& bytes, std::vector<uint8_t>* out) {
+  const auto marker = protocol::parse_txn_marker(bytes);
+  const int64_t pid = h.producer_id;
+  const bool wrote_batch = ctx.wrote_txn_batch[pid];
+  ctx.wrote_txn_batch[pid] = false;  // the marker ends P's transaction
+  auto had = ctx.marker_had_batches.find(h.base_offset);
+  if (!marker || pid < 0 || had == ctx.marker_had_batches.end()) {
+    // Another kind of control record (or no producer): kept, as Kafka does.
+    out->insert(out->end(), bytes.begin(), bytes.end());
+    return;
+  }
+  const bool had_batches = had->second;
+  if (!had_batches && h.base_offset < ctx.first_dirty && h.base_offset < ctx.marker_removal_limit &&
+      !ctx.producer_last_batches.count(h.base_offset) && ctx.marker_expired(h.base_offset)) {
+    ++ctx.stats.markers_removed;
+    return;
+  }
+  if (had_batches && !wrote_batch) {
+    // This pass removed the last batch of the transaction: the marker's horizon starts now.
+    ctx.note_newly_removable(h.base_offset);
+    if (marker->type == protocol::control_record_type::abort) {
+      ctx.index_erase_after_swap.insert(h.base_offset);
+    }
+  }
+  if (h.base_offset >= ctx.first_dirty) ctx.kept_new_tombstones = true;
+  out->insert(out->end(), bytes.begin(), bytes.end());
+}
+
 // Rewrites one batch into `out` (appending), or drops it. Returns false on a decode error.
 bool clean_batch(pass_context& ctx, const protocol::record_batch_header& h,
                  const std::vector<uint8_t>& bytes, std::vector<uint8_t>* out) {
-  if (h.is_control() || h.is_transactional()) {
-    // Transactions are not implemented yet: such batches are kept byte for byte.
-    out->insert(out->end(), bytes.begin(), bytes.end());
-    return true;
-  }
-  std::vector<protocol::record> records;
-  if (!protocol::decode_records(bytes, &records, ctx.max_decompressed)) return false;
-  ctx.stats.records_read += static_cast<int64_t>(records.size());
-  std::vector<protocol::record> kept;
-  kept.reserve(records.size());
-  for (auto& r : records) {
-    if (ctx.keep(r)) kept.push_back(std::move(r));
-  }
-  ctx.stats.records_removed += static_cast<int64_t>(records.size() - kept.size());
-  if (kept.size() == records.size()) {
-    out->insert(out->end(), bytes.begin(), bytes.end());
+  if (h.is_control()) {
+    clean_marker(ctx, h, bytes, out);
     return true;
   }
   const bool producer_last = h.producer_id >= 0 && ctx.producer_last_batches.count(h.base_offset);
+  const bool txn = h.is_transactional() && h.producer_id >= 0;
+  std::vector<protocol::record> kept;
+  if (txn && ctx.is_aborted(h.producer_id, h.base_offset)) {
+    // Aborted: every record goes (the batch stays empty only as its producer's last batch).
+    const int64_t n = std::max<int32_t>(h.records_count, 0);
+    ctx.stats.records_read += n;
+    ctx.stats.records_removed += n;
+    ctx.stats.aborted_records_removed += n;
+  } else {
+    std::vector<protocol::record> records;
+    if (!protocol::decode_records(bytes, &records, ctx.max_decompressed)) return false;
+    ctx.stats.records_read += static_cast<int64_t>(records.size());
+    kept.reserve(records.size());
+    for (auto& r : records) {
+      if (ctx.keep(r)) kept.push_back(std::move(r));
+    }
+    ctx.stats.records_removed += static_cast<int64_t>(records.size() - kept.size());
+    if (kept.size() == records.size()) {
+      if (txn) ctx.wrote_txn_batch[h.producer_id] = true;
+      out->insert(out->end(), bytes.begin(), bytes.end());
+      return true;
+    }
+  }
   if (kept.empty() && !producer_last) return true;
+  if (txn) ctx.wrote_txn_batch[h.producer_id] = true;
   protocol::batch_builder_options o;
   o.compression = h.compression();
   o.ts_type = h.ts_type();
   o.producer_id = h.producer_id;
   o.producer_epoch = h.producer_epoch;
   o.base_sequence = h.base_sequence;
+  o.transactional = h.is_transactional();
   o.partition_leader_epoch = h.partition_leader_epoch;
   auto rebuilt = protocol::build_batch_with_offsets(kept, o, h.base_offset, h.last_offset_delta);
   out->insert(out->end(), rebuilt.begin(), rebuilt.end());
@@ -190,7 +281,11 @@ bool add_to_map(pass_context& ctx, const segment& s, std::string* error) {
   std::vector<protocol::record> records;
   s.for_each_from(0, [&](const batch_position& b) {
     if (b.header.last_offset() < ctx.first_dirty) return true;
-    if (b.header.is_control() || b.header.is_transactional()) return true;
+    if (b.header.is_control()) return true;
+    // Aborted records never were: their keys must not hide older committed values.
+    if (b.header.is_transactional() && ctx.is_aborted(b.header.producer_id, b.header.base_offset)) {
+      return true;
+    }
     records.clear();
     if (!s.read_batch(b, &bytes) ||
         !protocol::decode_records(bytes, &records, ctx.max_decompressed)) {
@@ -259,8 +354,8 @@ std::optional<cleaner_checkpoint> read_cleaner_checkpoint(const std::filesystem:
   int version = -1;
   cleaner_checkpoint cp;
   size_t n = 0;
-  if (!(in >> version >> cp.first_dirty_offset >> n) || version != kCleanerCheckpointVersion ||
-      cp.first_dirty_offset < 0 || n > 1000000) {
+  if (!(in >> version >> cp.first_dirty_offset >> n) || version < 0 ||
+      version > kCleanerCheckpointVersion || cp.first_dirty_offset < 0 || n > 1000000) {
     VLOG_WARN(kComponent) << "malformed " << kCleanerCheckpointFile << " in " << dir.string()
                           << "; cleaning from the log start";
     return std::nullopt;
@@ -275,6 +370,22 @@ std::optional<cleaner_checkpoint> read_cleaner_checkpoint(const std::filesystem:
     }
     cp.tombstone_ranges.push_back(r);
   }
+  size_t m = 0;
+  if (version >= 1 && (!(in >> m) || m > kMaxMarkerRanges)) {
+    VLOG_WARN(kComponent) << "malformed marker ranges in " << kCleanerCheckpointFile << " in "
+                          << dir.string() << "; cleaning from the log start";
+    return std::nullopt;
+  }
+  for (size_t i = 0; i < m; ++i) {
+    cleaner_checkpoint::marker_range r;
+    if (!(in >> r.first_offset >> r.last_offset >> r.removable_at_ms) ||
+        r.first_offset > r.last_offset) {
+      VLOG_WARN(kComponent) << "malformed marker range in " << kCleanerCheckpointFile << " in "
+                            << dir.string() << "; cleaning from the log start";
+      return std::nullopt;
+    }
+    cp.marker_ranges.push_back(r);
+  }
   return cp;
 }
 
@@ -285,6 +396,10 @@ bool write_cleaner_checkpoint(const std::filesystem::path& dir, const cleaner_ch
       << cp.first_dirty_offset << "\n"
       << cp.tombstone_ranges.size() << "\n";
   for (const auto& r : cp.tombstone_ranges) out << r.end_offset << " " << r.cleaned_at_ms << "\n";
+  out << cp.marker_ranges.size() << "\n";
+  for (const auto& r : cp.marker_ranges) {
+    out << r.first_offset << " " << r.last_offset << " " << r.removable_at_ms << "\n";
+  }
   return write_file_atomically(dir / std::string(kCleanerCheckpointFile), out.str(), error);
 }
 
@@ -336,7 +451,9 @@ bool complete_interrupted_swaps(const std::filesystem::path& dir, std::string* e
   return !changed || fsync_dir(dir, error);
 }
 
-std::optional<clean_stats> maybe_clean(log& l, int64_t now_ms, int64_t high_watermark,
+std::optional<clean_stats> maybe_clean(log& l, int64_t now_ms, int64_t last_stable_offset,
+                                       txn_index& aborted_index,
+                                       const std::function<int64_t()>& marker_removal_limit,
                                        const cleaner_options& options) {
   const log_config& config = l.config();
   if (!config.compact) return std::nullopt;
@@ -348,14 +465,15 @@ std::optional<clean_stats> maybe_clean(log& l, int64_t now_ms, int64_t high_wate
   const int64_t first_dirty =
       std::clamp(checkpoint.first_dirty_offset, log_start, l.log_end_offset());
 
-  // The cleanable section: inactive segments wholly below the high watermark; from the
-  // dirty part on, only segments older than min.compaction.lag.ms.
+  // The cleanable section: inactive segments wholly below the LSO (so below the high
+  // watermark, and no open transaction in it); from the dirty part on, only segments older
+  // than min.compaction.lag.ms.
   std::vector<const segment*> cleanable;
   int64_t clean_bytes = 0, dirty_bytes = 0;
   const segment* first_dirty_segment = nullptr;
   for (size_t i = 0; i + 1 < segments.size(); ++i) {
     const segment& s = *segments[i];
-    if (s.next_offset() > high_watermark) break;
+    if (s.next_offset() > last_stable_offset) break;
     const bool dirty = s.next_offset() > first_dirty;
     if (dirty && static_cast<__int128>(now_ms) - largest_timestamp(s) <
                      static_cast<__int128>(config.min_compaction_lag_ms)) {
@@ -387,6 +505,12 @@ std::optional<clean_stats> maybe_clean(log& l, int64_t now_ms, int64_t high_wate
       due = true;
     }
   }
+  for (const auto& r : checkpoint.marker_ranges) {
+    if (r.last_offset >= log_start && static_cast<__int128>(r.removable_at_ms) +
+                                              config.delete_retention_ms <= now_ms) {
+      due = true;
+    }
+  }
   if (!due) return std::nullopt;
 
   pass_context ctx;
@@ -395,7 +519,12 @@ std::optional<clean_stats> maybe_clean(log& l, int64_t now_ms, int64_t high_wate
   ctx.first_dirty = first_dirty;
   ctx.checkpoint = &checkpoint;
   ctx.max_decompressed = options.max_decompressed_batch_bytes;
+  ctx.marker_removal_limit = marker_removal_limit();
   ctx.stats.first_dirty_offset = first_dirty;
+  for (const aborted_txn& e : aborted_index.entries()) {
+    ctx.aborted[e.producer_id].emplace_back(e.first_offset, e.last_offset);
+  }
+  for (auto& [pid, ranges] : ctx.aborted) std::sort(ranges.begin(), ranges.end());
 
   // Offset map over the dirty part, ending at a segment boundary once the bound is reached.
   std::string error;
@@ -420,13 +549,36 @@ std::optional<clean_stats> maybe_clean(log& l, int64_t now_ms, int64_t high_wate
   ctx.dirty_end = segments[last_index + 1]->base_offset();
   ctx.stats.end_offset = std::max(ctx.dirty_end, first_dirty);
 
-  // The last batch of each producer in the whole log is kept (producer state rebuild).
+  // The last batch of each producer in the whole log is kept (producer state rebuild). In the
+  // cleanable section, each control batch learns whether its transaction still has a batch.
   std::map<int64_t, int64_t> last_batch_of_producer;
+  std::unordered_map<int64_t, bool> txn_has_batch;  // producer id → since its last marker
   l.for_each_batch(log_start, [&](const protocol::record_batch_header& h) {
-    if (h.producer_id >= 0) last_batch_of_producer[h.producer_id] = h.base_offset;
+    if (h.producer_id < 0) return true;
+    last_batch_of_producer[h.producer_id] = h.base_offset;
+    if (h.base_offset >= ctx.dirty_end) return true;
+    if (h.is_control()) {
+      ctx.marker_had_batches[h.base_offset] = txn_has_batch[h.producer_id];
+      txn_has_batch[h.producer_id] = false;
+    } else if (h.is_transactional()) {
+      txn_has_batch[h.producer_id] = true;
+    }
     return true;
   });
   for (const auto& [pid, base] : last_batch_of_producer) ctx.producer_last_batches.insert(base);
+
+  // Entries of aborted transactions with no batch left go before any swap: a crash after a
+  // swap that removes a marker must not leave its entry behind.
+  std::set<int64_t> index_erase_now;
+  for (const aborted_txn& e : aborted_index.entries()) {
+    auto it = ctx.marker_had_batches.find(e.last_offset);
+    if (it != ctx.marker_had_batches.end() && !it->second) index_erase_now.insert(e.last_offset);
+  }
+  if (!aborted_index.erase_markers(index_erase_now)) {
+    VLOG_ERROR(kComponent) << l.dir().string() << ": cleaning aborted: cannot update the "
+                           << "aborted-transaction index";
+    return std::nullopt;
+  }
 
   // Groups of consecutive segments whose sizes fit segment.bytes and offsets fit an int32.
   const uint64_t max_group_bytes =
@@ -487,6 +639,11 @@ std::optional<clean_stats> maybe_clean(log& l, int64_t now_ms, int64_t high_wate
     ctx.stats.bytes_after += static_cast<int64_t>(size);
     if (size > 0) ++ctx.stats.segments_after;
   }
+  aborted_index.sync_with_segments(l);
+  if (!aborted_index.erase_markers(ctx.index_erase_after_swap)) {
+    // The entries stay (with their markers, which this pass kept): the next pass erases them.
+    VLOG_ERROR(kComponent) << l.dir().string() << ": cannot update the aborted-transaction index";
+  }
 
   cleaner_checkpoint next;
   next.first_dirty_offset = ctx.stats.end_offset;
@@ -501,6 +658,21 @@ std::optional<clean_stats> maybe_clean(log& l, int64_t now_ms, int64_t high_wate
       (next.tombstone_ranges.empty() || next.tombstone_ranges.back().end_offset < ctx.dirty_end)) {
     next.tombstone_ranges.push_back({ctx.dirty_end, now_ms});
   }
+  for (const auto& r : checkpoint.marker_ranges) {
+    if (!ctx.horizon_passed(r.removable_at_ms) && r.last_offset >= log_start) {
+      next.marker_ranges.push_back(r);
+    }
+  }
+  if (ctx.newly_removable) next.marker_ranges.push_back(*ctx.newly_removable);
+  while (next.marker_ranges.size() > kMaxMarkerRanges) {
+    // Merge the two oldest: covers both, waits for the later horizon.
+    auto& a = next.marker_ranges[0];
+    const auto& b = next.marker_ranges[1];
+    a.first_offset = std::min(a.first_offset, b.first_offset);
+    a.last_offset = std::max(a.last_offset, b.last_offset);
+    a.removable_at_ms = std::max(a.removable_at_ms, b.removable_at_ms);
+    next.marker_ranges.erase(next.marker_ranges.begin() + 1);
+  }
   if (!write_cleaner_checkpoint(l.dir(), next, &error)) {
     VLOG_ERROR(kComponent) << "cannot write cleaner checkpoint: " << error;
     return std::nullopt;
@@ -511,7 +683,9 @@ std::optional<clean_stats> maybe_clean(log& l, int64_t now_ms, int64_t high_wate
                         << ctx.stats.segments_after << ", bytes " << ctx.stats.bytes_before
                         << " -> " << ctx.stats.bytes_after << ", removed "
                         << ctx.stats.records_removed << " of " << ctx.stats.records_read
-                        << " records (" << ctx.stats.tombstones_removed << " tombstones)";
+                        << " records (" << ctx.stats.tombstones_removed << " tombstones, "
+                        << ctx.stats.aborted_records_removed << " aborted), "
+                        << ctx.stats.markers_removed << " transaction markers removed";
   return ctx.stats;
 }
 

@@ -248,6 +248,21 @@ void txn_index::sync_with_segments(const log& log) {
   for (int64_t base : to_rewrite) rewrite(base);
 }
 
+bool txn_index::erase_markers(const std::set<int64_t>& marker_offsets) {
+  if (marker_offsets.empty()) return true;
+  std::vector<int64_t> changed;
+  for (auto& [base, entries] : files_) {
+    const size_t erased = std::erase_if(entries, [&](const aborted_txn& e) {
+      return marker_offsets.count(e.last_offset) > 0;
+    });
+    if (erased > 0) changed.push_back(base);
+  }
+  bool ok = true;
+  for (int64_t base : changed) ok = rewrite(base) && ok;
+  if (!changed.empty()) ok = flush() && ok;  // an emptied file was deleted: fsync the directory
+  return ok;
+}
+
 void txn_index::clear() {
   std::vector<int64_t> bases;
   for (const auto& [base, entries] : files_) bases.push_back(base);

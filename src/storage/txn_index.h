@@ -119,6 +119,11 @@ class txn_index {
   // Deletes every file and entry (the log restarted at a new offset).
   void clear();
 
+  // Drops the entries whose marker (last_offset) is in `marker_offsets` (the log cleaner
+  // removed all data of those transactions) and rewrites their files atomically (fsynced; an
+  // emptied file is deleted). False (logged) if a rewrite failed.
+  bool erase_markers(const std::set<int64_t>& marker_offsets);
+
   // fsyncs the files written since the last flush. False (logged) on an I/O error.
   bool flush();
 
