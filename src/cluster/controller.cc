@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <random>
 
 #include "cluster/zk_store.h"
@@ -327,6 +328,8 @@ bool controller::unclean_allowed(const topic_metadata& t) const {
 }
 
 void controller::reelect(const std::set<int32_t>& excluded, std::vector<partition_update>* changed) {
+  store_batch batch(*store_);  // durable (one fsync in single-node mode) before the caller
+                               // broadcasts `changed`
   for (auto& [name, tconst] : topics_) {
     std::shared_ptr<topic_metadata> t;
     for (size_t i = 0; i < tconst->partitions.size(); ++i) {
@@ -540,6 +543,7 @@ void controller::write_topic(const topic_metadata& t, bool create) {
   // Existing partition states are left alone: they change only through
   // write_partition_state(), whose conditional writes track each node's version.
   const std::string cfg_data = json{{"version", 1}, {"config", cfg}}.dump();
+  store_batch batch(*store_);  // one fsync for all of a topic's nodes in single-node mode
   if (!store_->create(config_path(t.name), cfg_data)) store_->set(config_path(t.name), cfg_data, -1);
   for (const auto& p : t.partitions) {
     store_->create(state_path(t.name, p.partition), state_json(p, epoch_));
@@ -718,8 +722,11 @@ topic_result controller::delete_topic(const std::string& name) {
   const auto topic = it->second;
   // The assignment node goes first: once it is gone the topic no longer exists, even if we
   // crash before its state and config nodes are removed (load() ignores orphans).
-  store_->remove_recursive(topic_path(name));
-  store_->remove_recursive(config_path(name));
+  {
+    store_batch batch(*store_);
+    store_->remove_recursive(topic_path(name));
+    store_->remove_recursive(config_path(name));
+  }
   topics_.erase(name);
   VLOG_INFO(kLog) << "deleted topic " << name;
   std::map<int32_t, std::vector<std::pair<std::string, int32_t>>> per_broker;
@@ -1105,6 +1112,8 @@ std::map<std::pair<std::string, int32_t>, topic_result> controller::elect_prefer
     }
   }
   std::vector<partition_update> changed;
+  std::optional<store_batch> batch;  // the states written below, durable before the broadcast
+  batch.emplace(*store_);
   for (const auto& key : wanted) {
     auto& result = out[key];
     if (!active_) {
@@ -1144,6 +1153,7 @@ std::map<std::pair<std::string, int32_t>, topic_result> controller::elect_prefer
     VLOG_INFO(kLog) << key.first << "-" << key.second << ": preferred leader " << preferred
                     << " elected (was " << cur.leader << ")";
   }
+  batch.reset();
   if (!changed.empty()) broadcast(changed);
   return out;
 }
