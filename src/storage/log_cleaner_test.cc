@@ -516,8 +516,9 @@ TEST(log_cleaner, removes_aborted_records_and_their_keys_do_not_hide_older_value
   EXPECT_EQ(values_of(read_committed(t.l(), t.index(), t.lso())),
             (std::vector<std::string>{"k1=v1", "k3=committed"}));
   // Markers are kept (first cleaned now); the entry of the aborted transaction went with its data.
-  EXPECT_EQ(marker_offsets(t.l()).size(), 2u);
-  EXPECT_TRUE(std::count(marker_offsets(t.l()).begin(), marker_offsets(t.l()).end(), abort_marker));
+  const auto markers = marker_offsets(t.l());
+  EXPECT_EQ(markers.size(), 2u);
+  EXPECT_TRUE(std::count(markers.begin(), markers.end(), abort_marker));
   EXPECT_TRUE(t.index().entries().empty());
 }
 
