@@ -5,16 +5,16 @@
 // A cleaning pass over one log:
 //   1. The cleanable section is the prefix of inactive segments wholly below the last stable
 //      offset (the first offset of the oldest open transaction, capped at the high watermark:
-//      an undecided transaction is never touched); from the first dirty offset on, a segment whose largest timestamp is newer
-//      than `now - min.compaction.lag.ms` ends it. Its "dirty" part starts at the first
-//      dirty offset kept in `cleaner-offset-checkpoint` (below: already cleaned).
+//      an undecided transaction is never touched); from the first dirty offset on, a segment
+//      whose largest timestamp is newer than `now - min.compaction.lag.ms` ends it. Its
+//      "dirty" part starts at the first dirty offset kept in `cleaner-offset-checkpoint`
+//      (below: already cleaned).
 //   2. A pass runs when dirty_bytes / (clean_bytes + dirty_bytes) >= min.cleanable.dirty.ratio,
-//      or the first dirty segment is older than max.compaction.lag.ms, or tombstones kept by
-//      an earlier pass have reached their delete horizon.
+//      or the first dirty segment is older than max.compaction.lag.ms, or tombstones or
+//      markers kept by an earlier pass have reached their delete horizon.
 //   3. An offset map key → latest offset is built from the dirty part, skipping the records
-//      of aborted transactions (bounded by
-//      cleaner_options::max_offset_map_bytes; the dirty part ends at the segment where the
-//      bound is reached).
+//      of aborted transactions (bounded by cleaner_options::max_offset_map_bytes; the dirty
+//      part ends at the segment where the bound is reached).
 //   4. Every cleanable segment is rewritten, in groups of consecutive segments whose total
 //      size fits segment.bytes (merged into one segment named by the group's first base
 //      offset). A record survives iff it is the latest for its key (or its key is not in the
@@ -30,8 +30,8 @@
 //   5. Each group is swapped in crash-safely (log::replace_segments), then the checkpoint
 //      moves to the end of the dirty part.
 //
-// Delete horizon: the checkpoint records, for each pass that kept tombstones it saw for the
-// first time, (end offset of that pass's dirty part, wall-clock time of the pass). A
+// Delete horizon: the checkpoint records, for each pass that kept tombstones (or markers) it
+// saw for the first time, (end offset of that pass's dirty part, wall-clock time of the pass). A
 // tombstone is removed by the first pass at or after `that time + delete.retention.ms`, i.e.
 // it stays readable for at least delete.retention.ms after it was first cleaned.
 //
