@@ -11,9 +11,8 @@ namespace {
 constexpr uint32_t kReadBytes = 1 << 20;  // bytes asked of the log per read
 }  // namespace
 
-bool read_partition_records(partition& part, const record_fn& on_record,
-                            const marker_fn& on_marker, int64_t* next_offset,
-                            std::string* error) {
+bool read_partition_records(partition& part, const record_fn& on_record, const marker_fn& on_marker,
+                            int64_t* next_offset, std::string* error) {
   int64_t offset = part.log_start_offset();
   const int64_t end = part.high_watermark();
   std::vector<uint8_t> buf;

@@ -34,8 +34,7 @@ using record_fn =
     std::function<void(const protocol::record&, const protocol::record_batch_header&)>;
 using marker_fn = std::function<void(int64_t producer_id, bool commit)>;
 
-bool read_partition_records(partition& part, const record_fn& on_record,
-                            const marker_fn& on_marker, int64_t* next_offset,
-                            std::string* error);
+bool read_partition_records(partition& part, const record_fn& on_record, const marker_fn& on_marker,
+                            int64_t* next_offset, std::string* error);
 
 }  // namespace varve::replication

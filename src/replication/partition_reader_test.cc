@@ -96,20 +96,21 @@ class partition_reader_test : public ::testing::Test {
 
 TEST_F(partition_reader_test, replays_records_and_markers_in_offset_order) {
   open({0});
-  append(batch(0, 2));          // 0-1
-  append(batch(2, 2, 7));       // 2-3, producer 7
-  append(batch(4, 1, 8));       // 4, producer 8
-  ASSERT_EQ(part_->append_txn_marker(7, 0, true, 0, kNow).error, error_code::none);   // 5
-  append(batch(6, 1));          // 6
-  ASSERT_EQ(part_->append_txn_marker(8, 0, false, 0, kNow).error, error_code::none);  // 7
+  append(batch(0, 2));     // 0-1
+  append(batch(2, 2, 7));  // 2-3, producer 7
+  append(batch(4, 1, 8));  // 4, producer 8
+  // 5: producer 7 commits; 6: a plain record; 7: producer 8 aborts.
+  ASSERT_EQ(part_->append_txn_marker(7, 0, true, 0, kNow).error, error_code::none);
+  append(batch(6, 1));
+  ASSERT_EQ(part_->append_txn_marker(8, 0, false, 0, kNow).error, error_code::none);
   ASSERT_EQ(part_->high_watermark(), 8);
 
   replay r;
   r.run(*part_);
   ASSERT_TRUE(r.ok) << r.error;
-  EXPECT_EQ(r.events, (std::vector<std::string>{"r 0 v0 -1", "r 1 v1 -1", "r 2 v2 7", "r 3 v3 7",
-                                                "r 4 v4 8", "m 7 commit", "r 6 v6 -1",
-                                                "m 8 abort"}));
+  EXPECT_EQ(r.events,
+            (std::vector<std::string>{"r 0 v0 -1", "r 1 v1 -1", "r 2 v2 7", "r 3 v3 7", "r 4 v4 8",
+                                      "m 7 commit", "r 6 v6 -1", "m 8 abort"}));
   EXPECT_EQ(r.next_offset, 8);
 }
 
@@ -154,15 +155,15 @@ TEST_F(partition_reader_test, empty_partition_delivers_nothing_and_ends_at_the_l
 TEST_F(partition_reader_test, undecodable_batch_fails_with_its_offset_after_the_batches_before_it) {
   open({0});
   const std::vector<uint8_t> first = batch(0, 2);
-  append(first);         // 0-1
-  append(batch(2, 2));   // 2-3
+  append(first);        // 0-1
+  append(batch(2, 2));  // 2-3
   // Corrupt the second batch's first record length (the byte after its 61-byte header):
   // the record would run past the end of the batch.
   const int fd = ::open((dir_.path() / "t-0" / "00000000000000000000.log").c_str(), O_WRONLY);
   ASSERT_GE(fd, 0);
   const uint8_t huge = 0x7e;  // zigzag varint 63
-  ASSERT_EQ(::pwrite(fd, &huge, 1, static_cast<off_t>(first.size() + protocol::kRecordBatchHeaderSize)),
-            1);
+  const off_t at = static_cast<off_t>(first.size() + protocol::kRecordBatchHeaderSize);
+  ASSERT_EQ(::pwrite(fd, &huge, 1, at), 1);
   ::close(fd);
 
   replay r;

@@ -443,8 +443,7 @@ cluster::topic_result cluster_link::delete_topic(int32_t controller, const std::
   req.topic_names.push_back(name);
   req.timeout_ms = kTimeoutMs;
   // v5: topics by name (v6 sends them as topic states).
-  return forward(controller, req, &protocol::delete_topics_response::responses, "DeleteTopics",
-                 5);
+  return forward(controller, req, &protocol::delete_topics_response::responses, "DeleteTopics", 5);
 }
 
 cluster::topic_result cluster_link::create_partitions(int32_t controller, const std::string& name,

@@ -111,7 +111,8 @@ error_code fenced_for_version(error_code e, int16_t version, int16_t first_with_
   return e;
 }
 
-using add_partitions_topics = std::vector<add_partitions_to_txn_request::add_partitions_to_txn_topic>;
+using add_partitions_topics =
+    std::vector<add_partitions_to_txn_request::add_partitions_to_txn_topic>;
 using add_partitions_results =
     std::vector<add_partitions_to_txn_response::add_partitions_to_txn_topic_result>;
 
@@ -124,7 +125,7 @@ std::vector<coordinator::txn_partition> txn_partitions_of(const add_partitions_t
 }
 
 add_partitions_results partition_results(const add_partitions_topics& topics,
-                                          const std::vector<error_code>& errors) {
+                                         const std::vector<error_code>& errors) {
   add_partitions_results out;
   size_t i = 0;
   for (const auto& t : topics) {
@@ -270,7 +271,9 @@ std::vector<coordinator::commit_entry> txn_commit_entries(const cluster::metadat
       e.value.offset = p.committed_offset;
       e.value.leader_epoch = p.committed_leader_epoch;
       e.value.metadata = p.committed_metadata.value_or("");
-      if (!has_partition(tmeta, p.partition_index)) e.error = error_code::unknown_topic_or_partition;
+      if (!has_partition(tmeta, p.partition_index)) {
+        e.error = error_code::unknown_topic_or_partition;
+      }
       out.push_back(std::move(e));
     }
   }
