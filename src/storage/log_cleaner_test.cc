@@ -647,6 +647,32 @@ TEST(log_cleaner, keeps_markers_while_their_data_remains_and_removes_them_after_
   expect_every_index_entry_has_its_marker(t.l(), t.index());
 }
 
+TEST(log_cleaner, an_index_entry_left_by_an_interrupted_pass_goes_before_its_marker) {
+  txn_log t;
+  const int64_t first = t.write(6, {{"k2", "x"}}, true);
+  const int64_t abort_marker = t.end_txn(6, false);
+  t.write(6, {{"k4", "c"}}, true);
+  t.end_txn(6, true);
+  roll(t.l());
+  const auto entry = t.index().entries().at(0);
+  ASSERT_EQ(entry.first_offset, first);
+  ASSERT_TRUE(t.clean(kNow + 1000));
+  ASSERT_TRUE(t.index().entries().empty());
+  // A crash after that pass's swap but before it dropped the entry leaves entry + marker.
+  ASSERT_TRUE(t.index().append(t.l(), entry));
+
+  auto stats = t.clean(kNow + 1000 + kDay);
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->markers_removed, 1);
+  const auto markers = marker_offsets(t.l());
+  EXPECT_FALSE(std::count(markers.begin(), markers.end(), abort_marker));
+  EXPECT_TRUE(t.index().entries().empty());
+  txn_index reopened(t.dir());
+  reopened.load(t.l());
+  EXPECT_TRUE(reopened.entries().empty());
+  EXPECT_EQ(values_of(read_committed(t.l(), reopened, t.lso())), (std::vector<std::string>{"k4=c"}));
+}
+
 TEST(log_cleaner, keeps_markers_at_or_above_the_marker_removal_limit) {
   txn_log t;
   t.write(6, {{"k2", "x"}}, true);
