@@ -120,7 +120,7 @@ struct pass_context {
   offset_map map;
   std::set<int64_t> producer_last_batches;  // base offsets of each producer's last batch
   size_t max_decompressed = 0;
-  bool kept_new_tombstones = false;         // a tombstone or marker in the dirty part was kept
+  bool kept_new_tombstones = false;  // a tombstone or marker in the dirty part was kept
   clean_stats stats;
 
   // Transactions.
@@ -138,10 +138,9 @@ struct pass_context {
     auto it = aborted.find(producer_id);
     if (it == aborted.end()) return false;
     const auto& ranges = it->second;
-    auto r = std::lower_bound(ranges.begin(), ranges.end(), offset,
-                              [](const std::pair<int64_t, int64_t>& x, int64_t o) {
-                                return x.second < o;
-                              });
+    auto r = std::lower_bound(
+        ranges.begin(), ranges.end(), offset,
+        [](const std::pair<int64_t, int64_t>& x, int64_t o) { return x.second < o; });
     return r != ranges.end() && r->first <= offset;
   }
 
@@ -154,7 +153,8 @@ struct pass_context {
   bool marker_expired(int64_t offset) const {
     if (!tombstone_expired(offset)) return false;
     for (const auto& r : checkpoint->marker_ranges) {
-      if (r.first_offset <= offset && offset <= r.last_offset && !horizon_passed(r.removable_at_ms)) {
+      if (r.first_offset <= offset && offset <= r.last_offset &&
+          !horizon_passed(r.removable_at_ms)) {
         return false;
       }
     }
@@ -506,8 +506,8 @@ std::optional<clean_stats> maybe_clean(log& l, int64_t now_ms, int64_t last_stab
     }
   }
   for (const auto& r : checkpoint.marker_ranges) {
-    if (r.last_offset >= log_start && static_cast<__int128>(r.removable_at_ms) +
-                                              config.delete_retention_ms <= now_ms) {
+    if (r.last_offset >= log_start &&
+        static_cast<__int128>(r.removable_at_ms) + config.delete_retention_ms <= now_ms) {
       due = true;
     }
   }
@@ -677,14 +677,13 @@ std::optional<clean_stats> maybe_clean(log& l, int64_t now_ms, int64_t last_stab
     VLOG_ERROR(kComponent) << "cannot write cleaner checkpoint: " << error;
     return std::nullopt;
   }
-  VLOG_INFO(kComponent) << l.dir().filename().string() << ": cleaned offsets [" << log_start
-                        << ", " << ctx.stats.end_offset << ") dirty from " << first_dirty
-                        << ": segments " << ctx.stats.segments_before << " -> "
-                        << ctx.stats.segments_after << ", bytes " << ctx.stats.bytes_before
-                        << " -> " << ctx.stats.bytes_after << ", removed "
-                        << ctx.stats.records_removed << " of " << ctx.stats.records_read
-                        << " records (" << ctx.stats.tombstones_removed << " tombstones, "
-                        << ctx.stats.aborted_records_removed << " aborted), "
+  VLOG_INFO(kComponent) << l.dir().filename().string() << ": cleaned offsets [" << log_start << ", "
+                        << ctx.stats.end_offset << ") dirty from " << first_dirty << ": segments "
+                        << ctx.stats.segments_before << " -> " << ctx.stats.segments_after
+                        << ", bytes " << ctx.stats.bytes_before << " -> " << ctx.stats.bytes_after
+                        << ", removed " << ctx.stats.records_removed << " of "
+                        << ctx.stats.records_read << " records (" << ctx.stats.tombstones_removed
+                        << " tombstones, " << ctx.stats.aborted_records_removed << " aborted), "
                         << ctx.stats.markers_removed << " transaction markers removed";
   return ctx.stats;
 }

@@ -440,15 +440,17 @@ std::vector<stored> read_committed(const log& l, const txn_index& index, int64_t
   read_info info;
   EXPECT_TRUE(l.read(start, UINT32_MAX, lso, true, &info));
   auto aborted = aborted_for_fetch(l, index, start, info, lso);
-  std::sort(aborted.begin(), aborted.end(), [](const aborted_producer& a, const aborted_producer& b) {
-    return a.first_offset < b.first_offset;
-  });
+  std::sort(aborted.begin(), aborted.end(),
+            [](const aborted_producer& a, const aborted_producer& b) {
+              return a.first_offset < b.first_offset;
+            });
   size_t next_aborted = 0;
   std::set<int64_t> aborted_producers;
   for (const auto& region : info.regions) {
     std::vector<uint8_t> buf(region.size);
-    EXPECT_EQ(::pread(region.file->fd(), buf.data(), buf.size(), static_cast<off_t>(region.position)),
-              static_cast<ssize_t>(buf.size()));
+    EXPECT_EQ(
+        ::pread(region.file->fd(), buf.data(), buf.size(), static_cast<off_t>(region.position)),
+        static_cast<ssize_t>(buf.size()));
     size_t pos = 0;
     while (pos < buf.size()) {
       protocol::record_batch_header h;
@@ -457,7 +459,8 @@ std::vector<stored> read_committed(const log& l, const txn_index& index, int64_t
       batch = batch.first(h.total_size());
       pos += h.total_size();
       if (h.producer_id >= 0) {
-        while (next_aborted < aborted.size() && aborted[next_aborted].first_offset <= h.last_offset()) {
+        while (next_aborted < aborted.size() &&
+               aborted[next_aborted].first_offset <= h.last_offset()) {
           aborted_producers.insert(aborted[next_aborted++].producer_id);
         }
         if (h.is_control()) {
@@ -618,8 +621,8 @@ TEST(log_cleaner, keeps_markers_while_their_data_remains_and_removes_them_after_
 
   const int64_t t0 = kNow + 1000;
   ASSERT_TRUE(t.clean(t0));  // removes the aborted record; every marker stays
-  EXPECT_EQ(marker_offsets(t.l()),
-            (std::vector<int64_t>{commit_superseded_later, abort_marker, commit_with_data, last_of_6}));
+  EXPECT_EQ(marker_offsets(t.l()), (std::vector<int64_t>{commit_superseded_later, abort_marker,
+                                                         commit_with_data, last_of_6}));
 
   // Half a horizon later the first transaction loses its last record: its marker becomes
   // removable now, the abort marker became removable at t0.
@@ -670,7 +673,8 @@ TEST(log_cleaner, an_index_entry_left_by_an_interrupted_pass_goes_before_its_mar
   txn_index reopened(t.dir());
   reopened.load(t.l());
   EXPECT_TRUE(reopened.entries().empty());
-  EXPECT_EQ(values_of(read_committed(t.l(), reopened, t.lso())), (std::vector<std::string>{"k4=c"}));
+  EXPECT_EQ(values_of(read_committed(t.l(), reopened, t.lso())),
+            (std::vector<std::string>{"k4=c"}));
 }
 
 TEST(log_cleaner, keeps_markers_at_or_above_the_marker_removal_limit) {
@@ -880,7 +884,8 @@ TEST(log_cleaner, checkpoint_round_trips_and_rejects_garbage) {
   EXPECT_EQ(back->marker_ranges[0].last_offset, 9);
   EXPECT_EQ(back->marker_ranges[1].removable_at_ms, 2500);
   // A version 0 file (before marker ranges) is still read.
-  ASSERT_TRUE(write_file_atomically(dir.path() / std::string(kCleanerCheckpointFile), "0\n7\n1\n9 1\n", &error));
+  ASSERT_TRUE(write_file_atomically(dir.path() / std::string(kCleanerCheckpointFile),
+                                    "0\n7\n1\n9 1\n", &error));
   back = read_cleaner_checkpoint(dir.path());
   ASSERT_TRUE(back);
   EXPECT_EQ(back->first_dirty_offset, 7);

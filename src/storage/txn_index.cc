@@ -252,9 +252,8 @@ bool txn_index::erase_markers(const std::set<int64_t>& marker_offsets) {
   if (marker_offsets.empty()) return true;
   std::vector<int64_t> changed;
   for (auto& [base, entries] : files_) {
-    const size_t erased = std::erase_if(entries, [&](const aborted_txn& e) {
-      return marker_offsets.count(e.last_offset) > 0;
-    });
+    const size_t erased = std::erase_if(
+        entries, [&](const aborted_txn& e) { return marker_offsets.count(e.last_offset) > 0; });
     if (erased > 0) changed.push_back(base);
   }
   bool ok = true;
