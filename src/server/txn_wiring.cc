@@ -158,12 +158,66 @@ void txn_wiring::sender_loop() {
     std::function<void()> job;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
-      if (stopping_) return;
-      job = std::move(jobs_.front());
-      jobs_.pop_front();
+      auto ready = [this] { return stopping_ || !jobs_.empty(); };
+      if (connections_.empty()) {
+        cv_.wait(lock, ready);
+      } else {
+        cv_.wait_for(lock, std::chrono::milliseconds(kPruneIntervalMs), ready);
+      }
+      if (stopping_) break;
+      if (!jobs_.empty()) {
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
     }
-    job();
+    prune_connections();
+    if (job) job();
+  }
+  connections_.clear();
+}
+
+void txn_wiring::prune_connections() {
+  if (connections_.empty()) return;
+  auto md = b_.metadata();  // an atomic snapshot: safe to read from this thread
+  for (auto it = connections_.begin(); it != connections_.end();) {
+    bool current = false;
+    for (const auto& be : md->brokers) {
+      if (be.id == it->first) current = be.host == it->second.host && be.port == it->second.port;
+    }
+    if (current) {
+      ++it;
+    } else {
+      VLOG_INFO(kLog) << "closing the connection to broker " << it->first
+                      << " (left the cluster or moved)";
+      it = connections_.erase(it);
+    }
+  }
+}
+
+bool txn_wiring::call_remote(const cluster::broker_endpoint& to, const remote_call& call,
+                             std::string* error) {
+  for (;;) {
+    kept_connection& kept = connections_[to.id];
+    const bool reused = kept.connection && kept.host == to.host && kept.port == to.port;
+    if (!reused) {
+      kept.connection = net::broker_connection::open(to.host, to.port, kSenderTimeoutMs, error,
+                                                     "varve-txn-sender");
+      if (!kept.connection) {
+        connections_.erase(to.id);
+        return false;
+      }
+      kept.host = to.host;
+      kept.port = to.port;
+    }
+    const auto started = std::chrono::steady_clock::now();
+    if (call(*kept.connection, error)) return true;
+    if (kept.connection->last_error_was_local()) return false;  // the connection is still fine
+    connections_.erase(to.id);
+    const bool failed_fast = std::chrono::steady_clock::now() - started <
+                             std::chrono::milliseconds(kSenderTimeoutMs / 2);
+    if (!reused || !failed_fast) return false;
+    VLOG_INFO(kLog) << "kept connection to broker " << to.id << " failed (" << *error
+                    << "); retrying on a new one";
   }
 }
 
@@ -308,18 +362,23 @@ void txn_wiring::verify_remote(int32_t coordinator_node, std::string transaction
     t.topics.back().partitions.push_back(tp.partition);
   }
   auto alive = alive_;
-  broker* b = &b_;
   const unsigned home = shard_;
-  send([b, home, alive, ep, req = std::move(req), partitions, done = std::move(done)]() mutable {
+  send([this, home, alive, ep, coordinator_node, req = std::move(req), partitions,
+        done = std::move(done)]() mutable {
     std::vector<error_code> out(partitions.size(), error_code::network_exception);
     std::string error;
-    std::unique_ptr<net::broker_connection> conn;
     protocol::add_partitions_to_txn_response resp;
-    if (ep && (conn = net::broker_connection::open(ep->host, ep->port, kSenderTimeoutMs, &error,
-                                                   "varve-txn-verify")) &&
-        conn->pick_version(protocol::add_partitions_to_txn_request::api_key, 4,
-                           protocol::add_partitions_to_txn_request::max_version) >= 4 &&
-        conn->call(req, &resp, &error)) {
+    auto verify = [&req, &resp](net::broker_connection& c, std::string* error) {
+      if (c.pick_version(protocol::add_partitions_to_txn_request::api_key, 4,
+                         protocol::add_partitions_to_txn_request::max_version) < 4) {
+        *error = c.address() + " does not support AddPartitionsToTxn v4 (verification)";
+        return false;
+      }
+      resp = {};  // a retry decodes into a fresh response
+      return c.call(req, &resp, error);
+    };
+    if (!ep) error = "broker " + std::to_string(coordinator_node) + " has no known endpoint";
+    if (ep && call_remote(*ep, verify, &error)) {
       for (size_t i = 0; i < partitions.size(); ++i) {
         out[i] = resp.error_code != 0 ? static_cast<error_code>(resp.error_code)
                                       : error_code::unknown_server_error;
@@ -337,7 +396,7 @@ void txn_wiring::verify_remote(int32_t coordinator_node, std::string transaction
     } else {
       VLOG_WARN(kLog) << "transaction verification call failed: " << error;
     }
-    asio::post(b->shards().loop(home), [alive, out = std::move(out), done = std::move(done)] {
+    asio::post(b_.shards().loop(home), [alive, out = std::move(out), done = std::move(done)] {
       if (*alive) done(out);
     });
   });
@@ -411,17 +470,17 @@ void txn_wiring::write_markers(coordinator::txn_marker_request request, done_fn 
       if (be.id == leader) ep = be;
     }
     const unsigned home = shard_;
-    broker* b = &b_;
-    send([b, home, job, alive, ep, req = std::move(req), leader] {
+    send([this, home, job, alive, ep, req = std::move(req), leader] {
       error_code e = error_code::none;
       std::string error;
-      std::unique_ptr<net::broker_connection> conn;
       protocol::write_txn_markers_response resp;
+      auto write = [&req, &resp](net::broker_connection& c, std::string* error) {
+        resp = {};  // a retry decodes into a fresh response
+        return c.call(req, &resp, error);
+      };
       if (!ep) {
         e = error_code::not_leader_or_follower;
-      } else if (!(conn = net::broker_connection::open(ep->host, ep->port, kSenderTimeoutMs,
-                                                       &error, "varve-txn-markers")) ||
-                 !conn->call(req, &resp, &error)) {
+      } else if (!call_remote(*ep, write, &error)) {
         VLOG_WARN(kLog) << "WriteTxnMarkers to broker " << leader << " failed: " << error;
         e = error_code::network_exception;
       } else {
@@ -435,7 +494,7 @@ void txn_wiring::write_markers(coordinator::txn_marker_request request, done_fn 
           }
         }
       }
-      asio::post(b->shards().loop(home), [job, alive, e] {
+      asio::post(b_.shards().loop(home), [job, alive, e] {
         if (*alive) job->finish_one(e);
       });
     });

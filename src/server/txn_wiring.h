@@ -8,8 +8,17 @@
 //   - its markers go to the partitions' leaders: leaders on this broker are written directly
 //     on the owning shard (WriteTxnMarkers semantics: marker appended, group coordinator told
 //     for __consumer_offsets, then wait for the HW to pass it); leaders elsewhere get a
-//     WriteTxnMarkers request from this shard's sender thread (blocking connection, like
-//     cluster_link). A partition whose topic no longer exists counts as written;
+//     WriteTxnMarkers request from this shard's sender thread. A partition whose topic no
+//     longer exists counts as written;
+//   - remote calls (those WriteTxnMarkers, and KIP-890 verification against a coordinator on
+//     another broker) run one at a time on the sender thread over blocking connections it
+//     keeps, one per remote broker: opened on first use and reused by later calls. A failed
+//     call closes its connection (its stream state is unknown); if that connection had been
+//     reused and the call failed fast (the peer closed it while idle, e.g. it restarted), the
+//     call is made once more on a new connection; a call that timed out is not (a hung
+//     broker would only be waited for twice). A connection is closed when its broker leaves
+//     the metadata or the broker's endpoint changes (checked before each call, and every
+//     kPruneIntervalMs while connections are kept), and at stop();
 //   - producer ids come from the controller (shard 0) in small blocks kept per shard, so
 //     InitProducerId needs no hop to shard 0 in the common case (an empty pool answers
 //     COORDINATOR_LOAD_IN_PROGRESS, which clients retry, while it refills);
@@ -18,20 +27,27 @@
 //     coordinator with the partition's leader epoch as coordinator epoch, or unloads it.
 //
 // Threading: every method runs on the shard's loop, except the sender thread, which only
-// performs network calls and posts results back to the loop. stop() (on the loop, at
-// shutdown) joins it.
+// performs network calls, reads the broker's metadata snapshot (atomic) and posts results
+// back to the loop; it alone owns the kept connections. stop() (on the loop, at shutdown)
+// joins it.
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 
+#include "cluster/metadata.h"
 #include "coordinator/txn_coordinator.h"
 #include "replication/partition.h"
+
+namespace varve::net {
+class broker_connection;
+}
 
 namespace varve::server {
 
@@ -40,6 +56,7 @@ class broker;
 class txn_wiring {
  public:
   static constexpr int64_t kAppendTimeoutMs = 30000;
+  static constexpr int64_t kPruneIntervalMs = 5000;
 
   txn_wiring(broker& b, unsigned shard, coordinator::txn_coordinator_options options);
   ~txn_wiring();
@@ -82,6 +99,16 @@ class txn_wiring {
   void send(std::function<void()> job);
   void sender_loop();
 
+  // One request/response on a connection; false with *error when it failed.
+  using remote_call = std::function<bool(net::broker_connection&, std::string* error)>;
+  // Sender thread only: runs `call` on the kept connection to broker `to` (see the header
+  // comment for reuse, retry and closing). False with *error when no connection could be
+  // opened or the call failed.
+  bool call_remote(const cluster::broker_endpoint& to, const remote_call& call, std::string* error);
+  // Sender thread only: closes the connections to brokers that left the metadata or whose
+  // endpoint changed.
+  void prune_connections();
+
   broker& b_;
   unsigned shard_;
   std::unique_ptr<coordinator::txn_coordinator> coord_;
@@ -94,6 +121,14 @@ class txn_wiring {
   std::deque<std::function<void()>> jobs_;  // GUARDED_BY(mu_)
   bool stopping_ = false;                   // GUARDED_BY(mu_)
   std::thread sender_;
+
+  // Touched only by the sender thread (and destroyed after it is joined).
+  struct kept_connection {
+    std::string host;
+    int32_t port = 0;
+    std::unique_ptr<net::broker_connection> connection;
+  };
+  std::map<int32_t, kept_connection> connections_;  // by broker id
 };
 
 }  // namespace varve::server
