@@ -10,11 +10,15 @@
 
 namespace varve::net {
 
-// A request as received: the bytes after the size prefix, owned by a shared buffer so
-// that decoded record batches can point into it without copying.
+// A request as received: the `size` bytes after the size prefix, kept alive by `owner` so
+// that decoded record batches can point into it without copying. The produce path writes
+// offsets into those batches in place, so the bytes are the request's own (never shared
+// with another request).
 struct request_frame {
-  std::shared_ptr<const std::vector<uint8_t>> buffer;
-  std::span<const uint8_t> bytes() const { return {buffer->data(), buffer->size()}; }
+  std::shared_ptr<const void> owner;
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  std::span<const uint8_t> bytes() const { return {data, size}; }
 };
 
 // A response to send: `bytes` (starting with a 4-byte size placeholder the connection

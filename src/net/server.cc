@@ -161,22 +161,20 @@ asio::awaitable<void> server::run_connection(asio::ip::tcp::socket socket, conne
                  std::to_string(options_.max_request_bytes) + "]";
         break;
       }
-      // Grow the buffer as bytes arrive (doubling from 64 KiB) rather than allocating the
-      // declared size up front, so a peer that announces a large frame and sends nothing
-      // pins at most what it actually sent.
-      auto buffer = std::make_shared<std::vector<uint8_t>>();
-      size_t received = 0;
-      while (received < static_cast<size_t>(size)) {
-        const size_t target =
-            std::min<size_t>(static_cast<size_t>(size), std::max<size_t>(received * 2, 65536));
-        buffer->resize(target);
-        received += co_await asio::async_read(
-            socket, asio::buffer(buffer->data() + received, target - received),
-            asio::use_awaitable);
-      }
+      // The declared size, allocated once and NOT initialised: the socket's bytes are
+      // received straight into it (no zero-fill, no regrowth copies). Memory the peer has not
+      // sent into is not touched, so a peer that announces a large frame and sends nothing
+      // pins address space (mmap'd by malloc above its threshold), not resident memory.
+      std::shared_ptr<uint8_t[]> buffer =
+          std::make_shared_for_overwrite<uint8_t[]>(static_cast<size_t>(size));
+      co_await asio::async_read(socket, asio::buffer(buffer.get(), static_cast<size_t>(size)),
+                                asio::use_awaitable);
       // Named frame and awaitable: GCC 12 destroys a non-trivial temporary of a co_await
       // full-expression twice (here: the frame's shared buffer, released twice).
-      request_frame frame{std::move(buffer)};
+      request_frame frame;
+      frame.data = buffer.get();
+      frame.size = static_cast<size_t>(size);
+      frame.owner = std::move(buffer);
       auto op = handler_(info, std::move(frame));
       handler_result result = co_await std::move(op);
       if (result.what == handler_result::action::close) {

@@ -165,7 +165,7 @@ asio::awaitable<handler_result> dispatch(broker& b, const net::connection_info& 
                     << "; closing the connection";
     co_return close_connection();
   }
-  protocol::reader r(bytes, frame.buffer);
+  protocol::reader r(bytes, frame.owner);
   protocol::request_header header;
   const bool version_ok = version >= api->min_version && version <= api->max_version;
   if (!version_ok && api_key == protocol::api_versions_request::api_key) {
