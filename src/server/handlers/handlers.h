@@ -90,12 +90,18 @@ asio::awaitable<void> describe_producers(request_context&, describe_producers_re
 asio::awaitable<protocol::error_code> find_txn_coordinator(request_context&, const std::string& key,
                                                  int32_t* node_id, std::string* host,
                                                  int32_t* port);
-// KIP-890 part 1 for Produce: asks the transactional id's coordinator (on this broker or
-// another) whether each partition is in the producer's ongoing transaction; one error per
-// partition, in order (NONE = append).
+// KIP-890 part 1 for Produce and TxnOffsetCommit: asks the transactional id's coordinator (on
+// this broker or another) whether each partition is in the producer's ongoing transaction;
+// one error per partition, in order (NONE = append).
 asio::awaitable<std::vector<protocol::error_code>> verify_txn_partitions(
     request_context&, const std::string& transactional_id, int64_t producer_id,
     int16_t producer_epoch, const std::vector<std::pair<std::string, int32_t>>& partitions);
+// What the client is told when verification did not say yes: `busy` for coordinator trouble
+// it should retry (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS,
+// CONCURRENT_TRANSACTIONS, a failed call), `not_in_txn` for TRANSACTION_ABORTABLE (the
+// partition is not in the transaction); any other error as it is.
+protocol::error_code verification_answer(protocol::error_code e, protocol::error_code busy,
+                                         protocol::error_code not_in_txn);
 asio::awaitable<void> write_txn_markers(request_context&, write_txn_markers_request&,
                                         write_txn_markers_response&);
 asio::awaitable<void> txn_offset_commit(request_context&, txn_offset_commit_request&,

@@ -101,22 +101,13 @@ replication::produce_outcome append_verified_to(replication::partition* p, pendi
 }
 
 // What a producer is told when verification did not say yes (Kafka's mapping: coordinator
-// trouble is retriable as NOT_ENOUGH_REPLICAS; TRANSACTION_ABORTABLE exists from v11).
+// trouble is retriable as NOT_ENOUGH_REPLICAS; TRANSACTION_ABORTABLE exists from v11; Produce
+// reports fencing as INVALID_PRODUCER_EPOCH).
 error_code verification_error(error_code e, int16_t version) {
-  switch (e) {
-    case error_code::not_coordinator:
-    case error_code::coordinator_not_available:
-    case error_code::coordinator_load_in_progress:
-    case error_code::concurrent_transactions:
-    case error_code::network_exception:
-      return error_code::not_enough_replicas;
-    case error_code::producer_fenced:
-      return error_code::invalid_producer_epoch;
-    case error_code::transaction_abortable:
-      return version >= 11 ? e : error_code::invalid_txn_state;
-    default:
-      return e;
-  }
+  if (e == error_code::producer_fenced) return error_code::invalid_producer_epoch;
+  return verification_answer(
+      e, error_code::not_enough_replicas,
+      version >= 11 ? error_code::transaction_abortable : error_code::invalid_txn_state);
 }
 
 // Builds the whole response skeleton first (so pointers into it stay valid), answering the

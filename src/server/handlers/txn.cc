@@ -280,27 +280,6 @@ std::vector<coordinator::commit_entry> txn_commit_entries(const cluster::metadat
   return out;
 }
 
-// KIP-890 part 1 for TxnOffsetCommit (as KAFKA-15449): the group's __consumer_offsets
-// partition must be in the producer's ongoing transaction (AddOffsetsToTxn put it there),
-// or a delayed TxnOffsetCommit could write into a later transaction. Maps the verification
-// result to TxnOffsetCommit's errors: the coordinator being unavailable or busy is retriable
-// for the client (COORDINATOR_NOT_AVAILABLE); not part of the transaction is
-// INVALID_TXN_STATE (abortable); fencing stays fencing.
-error_code txn_offset_verification_error(error_code e) {
-  switch (e) {
-    case error_code::not_coordinator:
-    case error_code::coordinator_not_available:
-    case error_code::coordinator_load_in_progress:
-    case error_code::concurrent_transactions:
-    case error_code::network_exception:
-      return error_code::coordinator_not_available;
-    case error_code::transaction_abortable:
-      return error_code::invalid_txn_state;
-    default:
-      return e;
-  }
-}
-
 error_code commit_txn_on_shard(coordinator::group_coordinator& c, int32_t p,
                                const coordinator::txn_commit_params& params,
                                std::vector<coordinator::commit_entry>& entries) {
@@ -328,7 +307,14 @@ asio::awaitable<void> txn_offset_commit(request_context& ctx, txn_offset_commit_
     auto verify = verify_txn_partitions(ctx, req.transactional_id, req.producer_id,
                                         req.producer_epoch, offsets_partition);
     const std::vector<error_code> verified = co_await std::move(verify);
-    if (!verified.empty()) route_error = txn_offset_verification_error(verified.front());
+    // KIP-890 part 1 for TxnOffsetCommit (as KAFKA-15449): the group's __consumer_offsets
+    // partition must be in the ongoing transaction (AddOffsetsToTxn put it there), or a
+    // delayed TxnOffsetCommit could write into a later transaction. Coordinator trouble is
+    // retriable for the client as COORDINATOR_NOT_AVAILABLE; fencing stays fencing.
+    if (!verified.empty()) {
+      route_error = verification_answer(verified.front(), error_code::coordinator_not_available,
+                                        error_code::invalid_txn_state);
+    }
   }
   if (route_error != error_code::none) {
     for (auto& e : entries) {
@@ -612,6 +598,21 @@ asio::awaitable<std::vector<error_code>> verify_txn_partitions(
   auto wait = asio::async_initiate<const asio::use_awaitable_t<>&, void(std::vector<error_code>)>(
       init, asio::use_awaitable);
   co_return co_await std::move(wait);
+}
+
+error_code verification_answer(error_code e, error_code busy, error_code not_in_txn) {
+  switch (e) {
+    case error_code::not_coordinator:
+    case error_code::coordinator_not_available:
+    case error_code::coordinator_load_in_progress:
+    case error_code::concurrent_transactions:
+    case error_code::network_exception:
+      return busy;
+    case error_code::transaction_abortable:
+      return not_in_txn;
+    default:
+      return e;
+  }
 }
 
 asio::awaitable<void> write_txn_markers(request_context& ctx, write_txn_markers_request& req,
