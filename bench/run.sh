@@ -15,7 +15,9 @@
 # For each broker in turn (fresh data directory under $BENCH_TMP, loopback ports, RF=1,
 # 6 partitions, 1 GiB segments, default flush policy = leave it to the OS, 168 h retention)
 # it measures W6 (start -> first acknowledged produce), W5 (RSS idle, peak RSS after W1),
-# W1 (produce max throughput), W4 (consume max throughput), W3 (end-to-end latency at a
+# W1 (produce max throughput; once with one producer client, once with two that share the
+# records, since one librdkafka client's threads cap the rate at these speeds),
+# W4 (consume max throughput), W3 (end-to-end latency at a
 # fixed rate, acks=all) and runs Kafka's own ProducerPerformance / ConsumerPerformance as a
 # cross-check. The machine's loopback and sequential-write bandwidth are measured first.
 # W7 (scale) then runs on a freshly started broker of each kind: create a topic of 1,000
@@ -301,6 +303,22 @@ run_broker() {  # run_broker NAME(varve|kafka)
   R[$name.w1_p99]=$(field "$logs/$name.w1.log" p99_ms)
   R[$name.rss_w1]=$(rss_mib "$broker_pid" VmHWM)
   log "$name: W1 ${R[$name.w1_mbps]} MB/s; W5 peak RSS ${R[$name.rss_w1]} MiB"
+
+  # W1 again with two producer clients (two librdkafka instances, each with its own
+  # connection and threads, half the records each): one client's threads are a ceiling of
+  # their own at these rates, so this is the broker's maximum more than the client's.
+  log "$name: W1 with 2 producer clients, $w1_records x $record_size B in all"
+  step "$logs/$name.create1b.log" "$loadgen" create --brokers "$b" --topic w1b \
+    --partitions "$partitions" --config "segment.bytes=$segment_bytes"
+  c0=$(cpu_ticks "$broker_pid")
+  step "$logs/$name.w1b.log" "$loadgen" produce --brokers "$b" --topic w1b --records "$w1_records" \
+    --record-size "$record_size" --acks 1 --linger-ms 5 --batch-size 1000000 --inflight 5 \
+    --producers 2
+  c1=$(cpu_ticks "$broker_pid")
+  R[$name.w1b_cpu]=$(cpu_per_gib "$c0" "$c1" "$w1_records")
+  R[$name.w1b_mbps]=$(field "$logs/$name.w1b.log" mb_per_s)
+  R[$name.w1b_p99]=$(field "$logs/$name.w1b.log" p99_ms)
+  log "$name: W1 (2 clients) ${R[$name.w1b_mbps]} MB/s"
 
   log "$name: W4 consume $w1_records records (warm page cache)"
   c0=$(cpu_ticks "$broker_pid")
@@ -596,6 +614,10 @@ w1_pct=$(awk -v a="${R[varve.w1_mbps]:-0}" -v s="${R[machine.seqwrite]}" \
   'BEGIN { if (s > 0) printf "%.0f%%", 100 * a / s; else printf "n/a" }')
 kw1_pct=$(awk -v a="${R[kafka.w1_mbps]:-0}" -v s="${R[machine.seqwrite]}" \
   'BEGIN { if (s > 0 && a > 0) printf "%.0f%%", 100 * a / s; else printf "n/a" }')
+w1b_pct=$(awk -v a="${R[varve.w1b_mbps]:-0}" -v s="${R[machine.seqwrite]}" \
+  'BEGIN { if (s > 0) printf "%.0f%%", 100 * a / s; else printf "n/a" }')
+kw1b_pct=$(awk -v a="${R[kafka.w1b_mbps]:-0}" -v s="${R[machine.seqwrite]}" \
+  'BEGIN { if (s > 0 && a > 0) printf "%.0f%%", 100 * a / s; else printf "n/a" }')
 
 elapsed=$(( $(date +%s) - started_all ))
 {
@@ -612,7 +634,11 @@ elapsed=$(( $(date +%s) - started_all ))
   row "W1 produce acks=1, MB/s" w1_mbps
   row "W1 produce send->ack p99, ms" w1_p99
   row "W1 broker CPU seconds per GiB produced" w1_cpu
+  row "W1 with 2 producer clients, MB/s" w1b_mbps
+  row "W1 with 2 producer clients, send->ack p99, ms" w1b_p99
+  row "W1 with 2 producer clients, broker CPU s per GiB" w1b_cpu
   printf '| %-52s | %12s | %12s | %11s |\n' "W1 as share of sequential-write limit" "$w1_pct" "$kw1_pct" -
+  printf '| %-52s | %12s | %12s | %11s |\n' "W1 with 2 clients, share of sequential-write limit" "$w1b_pct" "$kw1b_pct" -
   fi
   if [ -z "$only" ] || [ "$only" = w2 ]; then
   row "W2 produce acks=all, 3 brokers RF=3, records/s" w2_rps

@@ -4,7 +4,8 @@
 //   create    CreateTopics (partitions, RF, topic configs), then waits for every leader.
 //   produce   N records of S bytes as fast as the broker takes them (or at --throughput);
 //             reports records/s, MB/s and send→ack latency percentiles, like Kafka's
-//             kafka-producer-perf-test.
+//             kafka-producer-perf-test. --producers N splits the records over N clients
+//             (own rd_kafka_t each) that start together; the figures are their sum.
 //   consume   reads N records from the beginning of every partition (no consumer group);
 //             reports records/s and MB/s.
 //   e2e       produces at a fixed rate and consumes in the same process; reports
@@ -20,7 +21,8 @@
 // "RESULT mode=<mode> key=value ..." that bench/run.sh parses. Exit status is non-zero when
 // the workload did not complete (a delivery error, a timeout, fewer records than asked).
 //
-// Thread-safety: produce/consume/probe are single-threaded; e2e runs the consumer on a
+// Thread-safety: consume/probe are single-threaded; produce runs each client on its own
+// thread with its own state (merged after they are joined); e2e runs the consumer on a
 // second thread that shares only atomics and its own latency vector (joined before use);
 // scale refreshes metadata on its raw connections from a second thread that touches only
 // those connections and atomics (joined before the connections are used again).
@@ -252,6 +254,7 @@ int run_create(const options& o) {
 
 struct produce_state {
   int64_t start_ns = 0;
+  int64_t end_ns = 0;  // last acknowledgement (or failure) seen
   std::vector<uint32_t> latencies_us;
   int64_t delivered = 0;
   int64_t failed = 0;
@@ -272,14 +275,10 @@ void produce_dr(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
   ++st->delivered;
 }
 
-int run_produce(const options& o) {
-  const std::string topic = o.str("topic", "bench");
-  const int64_t records = o.num("records", 100000);
-  const int64_t size = o.num("record-size", 1024);
-  const int64_t throughput = o.num("throughput", -1);  // records/s; -1: unlimited
-
-  produce_state st;
-  st.latencies_us.reserve(static_cast<size_t>(records));
+// One producer instance (its own rd_kafka_t: its own connections and threads) sending
+// `records` records from `st->start_ns` on, at `throughput` records/s (-1: unlimited).
+void produce_with_one_client(const options& o, const std::string& topic, int64_t records,
+                             int64_t size, int64_t throughput, produce_state* st) {
   rd_kafka_conf_t* conf = base_conf(o);
   set(conf, "acks", o.str("acks", "1"));
   set(conf, "linger.ms", o.str("linger-ms", "5"));
@@ -291,7 +290,7 @@ int run_produce(const options& o) {
   set(conf, "queue.buffering.max.kbytes", "1048576");
   set(conf, "message.timeout.ms", "120000");
   apply_overrides(conf, o);
-  rd_kafka_conf_set_opaque(conf, &st);
+  rd_kafka_conf_set_opaque(conf, st);
   rd_kafka_conf_set_dr_msg_cb(conf, produce_dr);
   rd_kafka_t* rk = make_client(RD_KAFKA_PRODUCER, conf);
   rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
@@ -302,18 +301,22 @@ int run_produce(const options& o) {
   std::mt19937_64 rng(42);
   for (auto& c : payload) c = static_cast<char>(rng());
 
-  st.start_ns = now_ns();
+  if (st->start_ns == 0) {
+    st->start_ns = now_ns();  // a single client: the clock starts once it is connected
+  } else {
+    while (now_ns() < st->start_ns) std::this_thread::yield();  // clients start together
+  }
   const double interval_ns = throughput > 0 ? 1e9 / static_cast<double>(throughput) : 0;
   for (int64_t i = 0; i < records; ++i) {
     if (interval_ns > 0) {
-      int64_t due = st.start_ns + static_cast<int64_t>(static_cast<double>(i) * interval_ns);
+      int64_t due = st->start_ns + static_cast<int64_t>(static_cast<double>(i) * interval_ns);
       while (now_ns() < due) {
         rd_kafka_poll(rk, 0);
         int64_t wait = due - now_ns();
         if (wait > 200000) std::this_thread::sleep_for(std::chrono::nanoseconds(wait - 100000));
       }
     }
-    void* sent = reinterpret_cast<void*>(static_cast<intptr_t>(now_ns() - st.start_ns));
+    void* sent = reinterpret_cast<void*>(static_cast<intptr_t>(now_ns() - st->start_ns));
     while (rd_kafka_produce(rkt, RD_KAFKA_PARTITION_UA, 0, payload.data(),
                             static_cast<size_t>(size), nullptr, 0, sent) == -1) {
       if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL)
@@ -322,11 +325,49 @@ int run_produce(const options& o) {
     }
     if ((i & 1023) == 0) rd_kafka_poll(rk, 0);
   }
-  while (rd_kafka_outq_len(rk) > 0 && st.delivered + st.failed < records) rd_kafka_poll(rk, 50);
-  const double secs = static_cast<double>(now_ns() - st.start_ns) / 1e9;
+  while (rd_kafka_outq_len(rk) > 0 && st->delivered + st->failed < records) rd_kafka_poll(rk, 50);
+  st->end_ns = now_ns();
   rd_kafka_topic_destroy(rkt);
   rd_kafka_destroy(rk);
+}
 
+// --producers N runs N producer instances in parallel threads (records and rate split evenly),
+// so one client's threads do not bound a broker's maximum throughput; the figures are the
+// sum of their deliveries over the time from the common start to the last acknowledgement.
+int run_produce(const options& o) {
+  const std::string topic = o.str("topic", "bench");
+  const int64_t records = o.num("records", 100000);
+  const int64_t size = o.num("record-size", 1024);
+  const int64_t throughput = o.num("throughput", -1);  // records/s; -1: unlimited
+  const int64_t producers = std::clamp<int64_t>(o.num("producers", 1), 1, 64);
+
+  std::vector<produce_state> states(static_cast<size_t>(producers));
+  // Several clients connect first (partition_count waits for metadata) and start together 2 s
+  // later; a single one starts as soon as it is connected.
+  const int64_t start_ns = producers > 1 ? now_ns() + 2000000000LL : 0;
+  std::vector<std::thread> threads;
+  for (int64_t k = 0; k < producers; ++k) {
+    produce_state* st = &states[static_cast<size_t>(k)];
+    const int64_t n = records / producers + (k < records % producers ? 1 : 0);
+    st->latencies_us.reserve(static_cast<size_t>(n));
+    st->start_ns = start_ns;
+    const int64_t rate = throughput > 0 ? std::max<int64_t>(1, throughput / producers) : -1;
+    threads.emplace_back([&o, &topic, n, size, rate, st] {
+      produce_with_one_client(o, topic, n, size, rate, st);
+    });
+  }
+  for (auto& t : threads) t.join();
+  produce_state st;
+  st.start_ns = states.front().start_ns;
+  for (auto& one : states) {
+    st.latencies_us.insert(st.latencies_us.end(), one.latencies_us.begin(),
+                           one.latencies_us.end());
+    st.delivered += one.delivered;
+    if (one.failed && !st.failed) st.first_error = one.first_error;
+    st.failed += one.failed;
+    st.end_ns = std::max(st.end_ns, one.end_ns);
+  }
+  const double secs = static_cast<double>(st.end_ns - st.start_ns) / 1e9;
   latency_summary s = summarize(st.latencies_us);
   const double rps = static_cast<double>(st.delivered) / secs;
   const double mbps = rps * static_cast<double>(size) / (1024.0 * 1024.0);

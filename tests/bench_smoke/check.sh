@@ -7,7 +7,7 @@ repo=$(cd "$here/../.." && pwd)
 out=$2/smoke-table.txt
 VARVE_BIN=$1 BENCH_BUILD=$2 "$repo/bench/run.sh" --smoke | tee "$out"
 status=0
-for row in "W1 produce acks=1, records/s" "W1 produce acks=1, MB/s" \
+for row in "W1 produce acks=1, records/s" "W1 produce acks=1, MB/s" "W1 with 2 producer clients, MB/s" \
            "W2 produce acks=all, 3 brokers RF=3, records/s" "W2 produce acks=all, 3 brokers RF=3, MB/s" \
            "W2 produce send->ack p99" "W2 peak RSS" "W3 end-to-end p99 ms" \
            "W4 consume MB/s" "W5 RSS idle" "W5 peak RSS" "W6 start" \
