@@ -304,7 +304,8 @@ void produce_with_one_client(const options& o, const std::string& topic, int64_t
   if (st->start_ns == 0) {
     st->start_ns = now_ns();  // a single client: the clock starts once it is connected
   } else {
-    while (now_ns() < st->start_ns) std::this_thread::yield();  // clients start together
+    const int64_t wait = st->start_ns - now_ns();  // clients start together
+    if (wait > 0) std::this_thread::sleep_for(std::chrono::nanoseconds(wait));
   }
   const double interval_ns = throughput > 0 ? 1e9 / static_cast<double>(throughput) : 0;
   for (int64_t i = 0; i < records; ++i) {
