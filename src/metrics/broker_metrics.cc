@@ -62,6 +62,11 @@ void declare_all(exposition& e) {
   e.declare("varve_produce_purgatory_size", t::gauge,
             "acks=all produce requests and offset commits waiting for the high watermark "
             "(PurgatorySize, delayedOperation=Produce)");
+  e.declare("varve_event_loop_stalls_total", t::counter,
+            "Times an event loop's 100 ms watchdog tick ran >= 100 ms late: the loop was "
+            "blocked and every request on it waited (all loops)");
+  e.declare("varve_event_loop_lag_max_seconds", t::gauge,
+            "Largest lateness of an event loop's watchdog tick since start (all loops)");
   e.declare("varve_consumer_groups", t::gauge, "Consumer groups by state (NumGroups<State>)");
   e.declare("varve_consumer_group_members", t::gauge, "Members of a consumer group");
   e.declare("varve_consumer_group_generation", t::gauge,
@@ -179,6 +184,8 @@ void render_replicas(const broker_sample& s, exposition& e) {
   }
   e.add("varve_fetch_purgatory_size", {}, static_cast<double>(probe.fetch_waiting));
   e.add("varve_produce_purgatory_size", {}, static_cast<double>(probe.produce_waiting));
+  e.add("varve_event_loop_stalls_total", {}, static_cast<double>(probe.loop_stalls));
+  e.add("varve_event_loop_lag_max_seconds", {}, probe.loop_lag_max_seconds);
 }
 
 void render_groups(const broker_sample& s, exposition& e) {

@@ -15,6 +15,13 @@ void probe_snapshot::merge(const probe_snapshot& other) {
   for (const auto& [topic, n] : other.topic_bytes_out) topic_bytes_out[topic] += n;
   fetch_waiting += other.fetch_waiting;
   produce_waiting += other.produce_waiting;
+  loop_stalls += other.loop_stalls;
+  loop_lag_max_seconds = std::max(loop_lag_max_seconds, other.loop_lag_max_seconds);
+}
+
+void shard_probe::record_loop_lag(double seconds) {
+  if (seconds >= kLoopStallSeconds) ++loop_stalls_;
+  loop_lag_max_seconds_ = std::max(loop_lag_max_seconds_, seconds);
 }
 
 void shard_probe::record_request(int16_t api_key, double seconds) {
@@ -47,6 +54,8 @@ probe_snapshot shard_probe::snapshot() const {
   for (const auto& [topic, n] : topic_bytes_out_) out.topic_bytes_out.emplace(topic, n);
   out.fetch_waiting = fetch_waiting_;
   out.produce_waiting = produce_waiting_;
+  out.loop_stalls = loop_stalls_;
+  out.loop_lag_max_seconds = loop_lag_max_seconds_;
   return out;
 }
 

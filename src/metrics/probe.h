@@ -8,8 +8,10 @@
 //
 // Contents: per API key, a request count and a latency histogram with fixed buckets
 // (kLatencyBounds, seconds); error counts per (API key, Kafka error code) — errors are the
-// rare path, so a small map; per topic, bytes sent to consumers; and the number of fetches
-// parked in the long-poll wait (fetch purgatory).
+// rare path, so a small map; per topic, bytes sent to consumers; the number of fetches
+// parked in the long-poll wait (fetch purgatory); and how late the loop's own watchdog timer
+// fired (a loop blocked by a slow system call or a long computation delays every request on
+// it — the stalls count and the largest lag show it).
 //
 // Threading: every method must be called on the owning shard's loop.
 #include <array>
@@ -26,6 +28,8 @@ namespace varve::metrics {
 inline constexpr std::array<double, 16> kLatencyBounds = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
     0.25,   0.5,   1,      2.5,   5,     10,   30,    60};
+// A watchdog tick this late (seconds) counts as a stall of the loop.
+inline constexpr double kLoopStallSeconds = 0.1;
 // API keys at or above this are not recorded (Kafka's keys are < 100).
 inline constexpr int kMaxApiKey = 128;
 
@@ -42,8 +46,10 @@ struct probe_snapshot {
   std::map<std::string, uint64_t> topic_bytes_out;
   int64_t fetch_waiting = 0;
   int64_t produce_waiting = 0;
+  uint64_t loop_stalls = 0;        // watchdog ticks late by >= kLoopStallSeconds
+  double loop_lag_max_seconds = 0;  // the latest tick's lateness, at most, since start
 
-  // Adds another shard's snapshot into this one.
+  // Adds another shard's snapshot into this one (stalls add up, the largest lag wins).
   void merge(const probe_snapshot& other);
 };
 
@@ -60,6 +66,8 @@ class shard_probe {
   void fetch_wait_ended() { --fetch_waiting_; }
   void produce_wait_started() { ++produce_waiting_; }
   void produce_wait_ended() { --produce_waiting_; }
+  // The loop's watchdog timer fired `seconds` after it was due.
+  void record_loop_lag(double seconds);
 
   probe_snapshot snapshot() const;
 
@@ -69,6 +77,8 @@ class shard_probe {
   std::unordered_map<std::string, uint64_t> topic_bytes_out_;
   int64_t fetch_waiting_ = 0;
   int64_t produce_waiting_ = 0;
+  uint64_t loop_stalls_ = 0;
+  double loop_lag_max_seconds_ = 0;
 };
 
 }  // namespace varve::metrics

@@ -63,5 +63,20 @@ TEST(probe_snapshot, merge_adds_every_counter_of_another_shard) {
   EXPECT_EQ(s.fetch_waiting, 1);
 }
 
+TEST(shard_probe, late_watchdog_ticks_count_as_stalls_and_the_largest_lag_is_kept) {
+  shard_probe a, b;
+  a.record_loop_lag(0.002);  // on time, within scheduling noise
+  a.record_loop_lag(0.25);
+  b.record_loop_lag(kLoopStallSeconds);
+  b.record_loop_lag(0.7);
+  b.record_loop_lag(0.01);
+  probe_snapshot s = a.snapshot();
+  EXPECT_EQ(s.loop_stalls, 1u);
+  EXPECT_DOUBLE_EQ(s.loop_lag_max_seconds, 0.25);
+  s.merge(b.snapshot());
+  EXPECT_EQ(s.loop_stalls, 3u) << "stalls of all loops add up";
+  EXPECT_DOUBLE_EQ(s.loop_lag_max_seconds, 0.7) << "the largest lag of any loop";
+}
+
 }  // namespace
 }  // namespace varve::metrics

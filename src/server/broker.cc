@@ -291,6 +291,10 @@ bool broker::start(std::string* error) {
   }
   for (auto& rm : replica_managers_) rm->start();
   if (config_.get_bool("auto.leader.rebalance.enable")) schedule_leader_rebalance();
+  for (unsigned s = 0; s < shards_.count(); ++s) {
+    watchdogs_.push_back(std::make_unique<asio::steady_timer>(shards_.loop(s)));
+    asio::post(shards_.loop(s), [this, s] { watch_loop(s); });
+  }
 
   net::server_options nopts;
   nopts.host = listener.host;
@@ -377,6 +381,25 @@ void broker::publish_and_propagate(std::shared_ptr<const cluster::metadata_snaps
       replica_managers_[s]->apply(*current);
     });
   }
+}
+
+void broker::watch_loop(unsigned s) {
+  constexpr auto kTick = std::chrono::milliseconds(100);
+  const auto due = std::chrono::steady_clock::now() + kTick;
+  asio::steady_timer& t = *watchdogs_[s];
+  t.expires_at(due);
+  t.async_wait([this, s, due](const asio::error_code& ec) {
+    if (ec || stopping_flag_) return;
+    const double lag =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - due).count();
+    probes_[s]->record_loop_lag(lag);
+    if (lag >= 0.5) {
+      VLOG_WARN(kLog) << "event loop " << s << " was blocked for about "
+                      << static_cast<int64_t>(lag * 1000)
+                      << " ms: every request on it waited (varve_event_loop_stalls_total)";
+    }
+    watch_loop(s);
+  });
 }
 
 void broker::schedule_leader_rebalance() {
@@ -529,6 +552,9 @@ void broker::shutdown() {
   }
   stopping_flag_ = true;
   if (rebalance_timer_) rebalance_timer_->cancel();
+  for (unsigned s = 0; s < watchdogs_.size(); ++s) {
+    asio::post(shards_.loop(s), [this, s] { watchdogs_[s]->cancel(); });
+  }
   controller_->stop();
   asio::co_spawn(
       shards_.loop(0),

@@ -110,6 +110,9 @@ class broker {
   void schedule_leader_rebalance();
   // Starts the HTTP admin listener (admin.listeners; empty disables it).
   bool start_admin(std::string* error);
+  // The event-loop watchdog of shard s: a tick every 100 ms on the shard's loop; how late it
+  // fires is the time the loop was blocked (varve_event_loop_* metrics, a warning from 500 ms).
+  void watch_loop(unsigned s);
 
   config::broker_config config_;
   int32_t node_id_ = 0;
@@ -121,6 +124,8 @@ class broker {
   int32_t known_controller_epoch_ = 0;  // shard 0
   std::unique_ptr<cluster_link> link_;
   std::optional<asio::steady_timer> rebalance_timer_;
+  // One per shard, used only on that shard's loop (watch_loop).
+  std::vector<std::unique_ptr<asio::steady_timer>> watchdogs_;
   std::unique_ptr<replication::replica_fetcher_manager> fetchers_;
   std::vector<std::unique_ptr<replication::replica_manager>> replica_managers_;
   std::vector<std::unique_ptr<coordinator::group_coordinator>> group_coordinators_;

@@ -1,6 +1,7 @@
 """/metrics, /v1/status/live and /v1/status/ready of a running broker, checked against what
 real clients (confluent-kafka) did: produced records, committed offsets, fetches."""
 import os
+import signal
 import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -161,3 +162,27 @@ def test_transactions_are_counted_by_outcome():
             break
         time.sleep(0.2)
     assert done == (2, 1), f'(commits, aborts) counted: {done}, expected (2, 1)'
+
+
+def test_a_paused_event_loop_is_counted_as_a_stall_and_logged():
+    """The loops' 100 ms watchdog ticks fire late after the broker was stopped (SIGSTOP) for
+    0.8 s, as they would after any block of the loop: a stall is counted, the largest lag
+    is at least 0.5 s, and a warning names the loop."""
+    pid = int(open(os.environ['VARVE_PID_FILE']).read())
+    before = scrape()
+    stalls0 = before.get('varve_event_loop_stalls_total')
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(0.8)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    deadline = time.monotonic() + 10
+    while True:
+        s = scrape()
+        stalls, lag = s.get('varve_event_loop_stalls_total'), s.get('varve_event_loop_lag_max_seconds')
+        if stalls >= stalls0 + 1 and lag >= 0.5:
+            break
+        assert time.monotonic() < deadline, f'stalls {stalls0} -> {stalls}, largest lag {lag}'
+        time.sleep(0.2)
+    with open(os.environ['VARVE_LOG']) as log:
+        assert any('was blocked for about' in line for line in log), 'no stall warning logged'
