@@ -82,7 +82,17 @@ def create_topic(c, topic, partitions, rf, config=None, timeout=60):
         c.create_topic(topic, partitions, rf, config or {}, timeout)
     except cl.ClusterError as e:
         raise ScenarioFailure(str(e))
-    parts = c.partitions(topic)
+    # The broker that answers this metadata request may not have applied the controller's
+    # UpdateMetadata yet even though another one already showed the full ISR: ask until
+    # every partition is there (bounded).
+    deadline = time.monotonic() + timeout
+    while True:
+        parts = c.partitions(topic)
+        if len(parts) == partitions and all(l >= 0 for l, _, _ in parts.values()):
+            break
+        if time.monotonic() > deadline:
+            raise ScenarioFailure(f"topic {topic}: metadata shows {parts} after {timeout}s")
+        time.sleep(0.1)
     log(f"topic {topic}: {parts} config {config or {}}")
     return parts
 
