@@ -134,8 +134,22 @@ trap cleanup EXIT
 
 log() { printf '[bench %4ds] %s\n' $(( $(date +%s) - started_all )) "$*" >&2; }
 
+# free_port: a loopback port that is free now and was not handed out before in this run (the
+# kernel can return the same ephemeral port to two binds in a row once the first socket is
+# closed: a Kafka node once got one port for its PLAINTEXT and CONTROLLER listeners). Runs in
+# command substitutions (subshells), so the ports handed out are kept in a file.
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  local p
+  for _ in $(seq 1 50); do
+    p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    if ! grep -qx "$p" "$tmp/ports-used" 2>/dev/null; then
+      echo "$p" >> "$tmp/ports-used"
+      echo "$p"
+      return 0
+    fi
+  done
+  echo "bench/run.sh: no unused free port found" >&2
+  return 1
 }
 
 # field FILE KEY: the value of KEY= on the last RESULT line of FILE.
