@@ -350,7 +350,8 @@ http_response scrape_response(const broker_sample& s) {
 
 http_response ready_response(bool ready) {
   return ready ? text(200, "ready\n")
-               : text(503, "not ready: start-up or consumer group loading in progress\n");
+               : text(503, "not ready: start-up, waiting for the controller, or consumer group "
+                           "loading in progress\n");
 }
 
 // Coroutines take the sources by pointer (a trivial parameter) and only sequence awaits.

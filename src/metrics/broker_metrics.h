@@ -90,7 +90,8 @@ struct broker_sources {
   std::function<bool()> active_controller;
   // Leader elections (clean, unclean) decided by this broker's controller.
   std::function<std::pair<int64_t, int64_t>()> elections;
-  // True once start-up is done: logs recovered, metadata loaded, Kafka listener open.
+  // True once start-up is done: logs recovered, metadata loaded, Kafka listener open, and
+  // (in a cluster) the active controller's first UpdateMetadata or LeaderAndIsr applied.
   std::function<bool()> started;
 };
 

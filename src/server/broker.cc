@@ -1,5 +1,9 @@
 #include "server/broker.h"
 
+#include <asio/redirect_error.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
 #include <csignal>
 #include <future>
 #include <thread>
@@ -357,7 +361,7 @@ bool broker::start_admin(std::string* error) {
     const auto& st = controller_->stats();
     return std::make_pair(st.leader_elections.load(), st.unclean_leader_elections.load());
   };
-  m.started = [this] { return started_.load(); };
+  m.started = [this] { return started_.load() && has_cluster_view(); };
   admin_ = std::make_unique<metrics::admin_server>(shards_.loop(0), address);
   metrics::add_broker_routes(*admin_, metrics_sources_);
   return admin_->start(error);
@@ -370,6 +374,18 @@ asio::awaitable<void> broker::propagate_metadata() {
   for (unsigned s = 0; s < shards_.count(); ++s) {
     auto op = shards_.invoke_on(s, [this, s, &snapshot] { replica_managers_[s]->apply(*snapshot); });
     co_await std::move(op);
+  }
+}
+
+asio::awaitable<void> broker::await_cluster_view(std::chrono::milliseconds max) {
+  if (has_cluster_view()) co_return;
+  const auto deadline = std::chrono::steady_clock::now() + max;
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  while (!has_cluster_view() && std::chrono::steady_clock::now() < deadline) {
+    timer.expires_after(std::chrono::milliseconds(20));
+    asio::error_code ec;
+    auto wait = timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await std::move(wait);
   }
 }
 

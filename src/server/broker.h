@@ -5,6 +5,7 @@
 //
 // Shutdown (SIGTERM/SIGINT): stop accepting, close every partition cleanly on its own
 // shard (flush + clean-shutdown marker), then stop the loops.
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -77,6 +78,17 @@ class broker {
   cluster::controller& controller_on_loop() { return *controller_; }
   cluster_link& link() { return *link_; }
   bool cluster_mode() const { return zk_ != nullptr; }
+  // True once this broker has heard from an active controller (always in single-node
+  // mode). Until the first UpdateMetadata / LeaderAndIsr arrives, a cluster broker's view is
+  // empty: no brokers, no controller, no topics.
+  bool has_cluster_view() const { return !cluster_mode() || cache_.get()->controller_id >= 0; }
+  // Waits, at most `max`, until has_cluster_view(). Metadata and DescribeCluster wait here
+  // so that a client's first answer is never the empty start-up view: librdkafka's admin
+  // client takes "no controller" from a Metadata response and does not ask again until
+  // some broker's state changes, so one early answer failed its CreateTopics 30 s later.
+  // (Kafka's ZooKeeper-mode broker answers the empty view; its KRaft broker does not open
+  // its listener until it has caught up with the metadata log — this is the same promise.)
+  asio::awaitable<void> await_cluster_view(std::chrono::milliseconds max);
 
   // --- what the controller tells this broker (LeaderAndIsr / UpdateMetadata / StopReplica,
   // from the wire or, for the active controller's own broker, directly). Shard 0 only. ---

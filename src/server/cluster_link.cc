@@ -1,5 +1,6 @@
 #include "server/cluster_link.h"
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 
@@ -11,7 +12,11 @@ namespace {
 using protocol::error_code;
 constexpr std::string_view kLog = "cluster-link";
 constexpr int kTimeoutMs = 10000;
-constexpr int kBackoffMs = 500;
+// A sender retries an undelivered request after 50 ms, doubling up to 500 ms: a broker that
+// registered in ZooKeeper moments before its listener opened gets its first UpdateMetadata
+// almost at once (Kafka's RequestSendThread waits a fixed 100 ms).
+constexpr int kFirstBackoffMs = 50;
+constexpr int kMaxBackoffMs = 500;
 
 protocol::uuid to_uuid(const cluster::topic_id& id) {
   protocol::uuid u;
@@ -275,12 +280,14 @@ void cluster_link::brokers_changed(const std::vector<cluster::broker_endpoint>& 
               continue;
             }
             conn.reset();
+            const int backoff_ms =
+                std::min(kMaxBackoffMs, kFirstBackoffMs << std::min<int64_t>(failures, 4));
             if (failures++ % 20 == 0) {
               VLOG_WARN(kLog) << "cannot reach broker " << s->id << " (" << ep.host << ":"
                               << ep.port << "): " << error << "; retrying";
             }
             std::unique_lock lock(mu_);
-            s->cv.wait_for(lock, std::chrono::milliseconds(kBackoffMs), [&] { return s->removed; });
+            s->cv.wait_for(lock, std::chrono::milliseconds(backoff_ms), [&] { return s->removed; });
           }
         });
       } else {

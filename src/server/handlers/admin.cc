@@ -83,6 +83,10 @@ asio::awaitable<void> api_versions(request_context& ctx, api_versions_request&,
 }
 
 namespace {
+// How long Metadata / DescribeCluster wait for a starting cluster broker's first word from
+// the controller (broker::await_cluster_view); after that they answer what the broker has.
+constexpr std::chrono::milliseconds kClusterViewWait{10000};
+
 // Names of requested topics that Metadata should auto-create.
 std::vector<std::string> topics_to_auto_create(const request_context& ctx,
                                                const metadata_request& req,
@@ -149,6 +153,10 @@ void log_auto_create_failure(const std::string& name, const cluster::topic_resul
 
 asio::awaitable<void> metadata(request_context& ctx, metadata_request& req,
                                metadata_response& resp) {
+  {
+    auto wait = ctx.b.await_cluster_view(kClusterViewWait);
+    co_await std::move(wait);
+  }
   // Auto-creation (auto.create.topics.enable and the request's allow flag) happens first, so
   // the response can describe the new topics.
   const auto to_create = topics_to_auto_create(ctx, req, *ctx.b.metadata());
@@ -550,8 +558,11 @@ asio::awaitable<void> incremental_alter_configs(request_context& ctx,
 
 asio::awaitable<void> describe_cluster(request_context& ctx, describe_cluster_request& req,
                                        describe_cluster_response& resp) {
+  {
+    auto wait = ctx.b.await_cluster_view(kClusterViewWait);
+    co_await std::move(wait);
+  }
   fill_describe_cluster(ctx, req, resp);
-  co_return;
 }
 
 // InitProducerId is in txn.cc (the transaction coordinator answers transactional ids).

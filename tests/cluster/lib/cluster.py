@@ -368,7 +368,10 @@ class Cluster:
     def __exit__(self, *exc):
         self.close()
 
-    def start(self, timeout=60):
+    def start(self, timeout=60, apart=False):
+        """Starts ZooKeeper and the brokers and waits until each listens. `apart`: every
+        broker's listener proxy black-holes the other brokers' connections from the first
+        moment, so no controller request reaches another broker until join_brokers()."""
         self._start_watchdog()
         if not self.kafka_home:
             self._snapshot_binary()
@@ -380,6 +383,9 @@ class Cluster:
             self._write_config(b)
             if self.kafka_home:
                 self._kafka_format(b.config_path)
+        if apart:
+            for b in self.brokers:
+                b.proxy.block(sources={o.id for o in self.brokers if o.id != b.id})
         for b in self.brokers:
             self._spawn(b)
         for b in self.brokers:
@@ -728,6 +734,13 @@ class Cluster:
                 o.zk_proxy.unblock(sources={i})
         b.isolated = False
         log(f"broker {i}: healed")
+
+    def join_brokers(self):
+        """Undoes start(apart=True): the black-holed connections between brokers are closed
+        and new ones are forwarded."""
+        for b in self.brokers:
+            b.proxy.unblock(sources={o.id for o in self.brokers if o.id != b.id})
+        log("brokers joined")
 
     def _owner_of(self, local_port, proxy_port):
         """The broker id whose process opened the connection from 127.0.0.1:local_port to
