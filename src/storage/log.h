@@ -178,6 +178,9 @@ class log {
   void update_config(const log_config& config);
   const log_config& config() const;
   const std::filesystem::path& dir() const;
+  // True when open() made the directory: a brand-new log with nothing on disk to recover,
+  // so the state kept beside it (producer snapshots, transaction index) need not be listed.
+  bool created() const;
 
   // Flushes, writes the clean-shutdown marker and closes files.
   void close();

@@ -234,6 +234,26 @@ TEST(storage_log, index_lookups_find_every_offset_after_reopen) {
   }
 }
 
+TEST(storage_log, open_creates_a_missing_directory_as_a_new_log_without_scanning_it) {
+  temp_dir d;
+  const fs::path dir = d.path() / "topic-0";
+  {
+    auto l = open_log(dir);
+    EXPECT_TRUE(l->created());
+    EXPECT_EQ(l->log_end_offset(), 0);
+    EXPECT_EQ(l->log_start_offset(), 0);
+    EXPECT_EQ(l->recovery_point(), 0);
+    EXPECT_EQ(files_with_suffix(dir, ".log").size(), 1u);
+    EXPECT_EQ(append(*l, 3, 4), append_error::none);
+    EXPECT_EQ(l->log_end_offset(), 3);
+    // No close(): the next open recovers it like any other log.
+  }
+  auto l = open_log(dir);
+  EXPECT_FALSE(l->created());
+  EXPECT_EQ(l->log_end_offset(), 3);
+  EXPECT_EQ(l->latest_epoch(), 4);
+}
+
 TEST(storage_log, reopen_after_clean_close_preserves_offsets_data_and_epochs) {
   temp_dir d;
   log_config c;

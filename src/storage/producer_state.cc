@@ -475,6 +475,10 @@ int64_t producer_state::restore_snapshot(const log& log, int64_t max_offset) {
   unreplicated_txns_.clear();
   verification_guards_.clear();
   const int64_t log_end = log.log_end_offset();
+  if (log.created()) {  // a brand-new directory: no snapshots to list
+    rebuild_ongoing_txns();
+    return -1;
+  }
 
   // Leftovers of an interrupted take_snapshot().
   std::error_code ec;
@@ -558,6 +562,7 @@ void producer_state::load(const log& log, txn_index& index) {
     apply_batch(bytes, log, index);
     return true;
   });
+  if (log.created()) return;  // nothing was loaded; the log's own line says it is new
   VLOG_INFO(kComponent) << "loaded producer state dir=" << dir_.string()
                         << " snapshot=" << snapshot_offset << " replayed_batches=" << replayed
                         << " producers=" << producers_.size()

@@ -68,6 +68,7 @@ void txn_index::load(const log& log) {
   first_damaged_offset_ = INT64_MAX;
   std::vector<int64_t> bases;
   std::error_code ec;
+  if (log.created()) return;  // a brand-new directory: no index files to list
   for (const auto& ent : std::filesystem::directory_iterator(dir_, ec)) {
     if (auto base = parse_segment_file_name(ent.path().filename().string(), kTxnIndexSuffix)) {
       bases.push_back(*base);
