@@ -114,7 +114,10 @@ replica_manager::replica_manager(asio::io_context& loop, replica_manager_options
   }
 }
 
-replica_manager::~replica_manager() { close_all(); }
+replica_manager::~replica_manager() {
+  *alive_ = false;
+  close_all();
+}
 
 partition* replica_manager::get(const topic_partition& tp) {
   auto it = partitions_.find(tp);
@@ -161,6 +164,14 @@ void replica_manager::apply(const cluster::metadata_snapshot& snapshot) {
         apply_role(*existing, ps);
         continue;
       }
+      if (auto it = pending_.find(tp); it != pending_.end()) {
+        // Still opening: it gets this state (and config) when it is installed.
+        it->second.state = ps;
+        it->second.config = cfg;
+        it->second.fingerprint = fp.str();
+        if (it->second.remove) it->second.reopen = true;
+        continue;
+      }
       const fs::path dir = dir_for(tp);
       const bool new_dir = options_.log_dirs.size() > 1 && !fs::exists(dir);
       int64_t recovery_point = -1;
@@ -168,21 +179,135 @@ void replica_manager::apply(const cluster::metadata_snapshot& snapshot) {
       if (auto it = points.find(tp); it != points.end()) recovery_point = it->second;
       int64_t hw = 0;
       if (auto it = hw_checkpoints_.find(tp); it != hw_checkpoints_.end()) hw = it->second;
+      if (new_dir) ++partitions_per_dir_[dir.parent_path()];
+      if (opener_) {
+        pending_open want;
+        want.state = ps;
+        want.config = cfg;
+        want.fingerprint = fp.str();
+        want.dir = dir;
+        want.counted = new_dir;
+        open_async(tp, std::move(want), recovery_point, hw);
+        continue;
+      }
       std::string error;
       auto p = partition::open(tp, dir, cfg, options_.node_id, recovery_point, hw, &error);
       if (!p) {
         VLOG_ERROR(kLog) << "cannot open " << tp.str() << " in " << dir.string() << ": " << error;
+        if (new_dir) --partitions_per_dir_[dir.parent_path()];
         continue;
       }
-      VLOG_DEBUG(kLog) << "opened " << tp.str() << " log end offset " << p->log_end_offset();
-      if (new_dir) ++partitions_per_dir_[dir.parent_path()];
-      p->set_isr_change_sink(isr_sink_);
-      partition& ref = *p;
-      partitions_[tp] = std::move(p);
-      config_fingerprint_[tp] = fp.str();
-      apply_role(ref, ps);
+      install(tp, std::move(p), ps, fp.str());
     }
   }
+}
+
+void replica_manager::install(const topic_partition& tp, std::unique_ptr<partition> p,
+                              const cluster::partition_state& state,
+                              const std::string& fingerprint) {
+  VLOG_DEBUG(kLog) << "opened " << tp.str() << " log end offset " << p->log_end_offset();
+  p->set_isr_change_sink(isr_sink_);
+  partition& ref = *p;
+  partitions_[tp] = std::move(p);
+  config_fingerprint_[tp] = fingerprint;
+  apply_role(ref, state);
+}
+
+void replica_manager::open_async(const topic_partition& tp, pending_open want,
+                                 int64_t recovery_point, int64_t hw_checkpoint) {
+  const fs::path dir = want.dir;
+  const partition_config cfg = want.config;
+  const cluster::partition_state first_state = want.state;
+  want.opened_with = want.fingerprint;
+  pending_[tp] = std::move(want);
+  const int32_t node_id = options_.node_id;
+  asio::io_context* loop = &loop_;
+  opener_([this, loop, alive = alive_, tp, dir, cfg, first_state, node_id, recovery_point,
+           hw_checkpoint] {
+    std::string error;
+    auto p = partition::open(tp, dir, cfg, node_id, recovery_point, hw_checkpoint, &error);
+    auto first = partition::state_change::none;
+    // The first state here too: becoming leader writes the leader-epoch checkpoint (fsync).
+    if (p) first = p->apply_state(first_state, now_ms());
+    auto opened = std::make_shared<std::unique_ptr<partition>>(std::move(p));
+    asio::post(*loop, [this, alive, tp, opened, first, error] {
+      if (!*alive) return;  // the manager is gone: the partition closes with `opened`
+      finish_open(tp, std::move(*opened), first, error);
+    });
+  });
+}
+
+void replica_manager::finish_open(const topic_partition& tp, std::unique_ptr<partition> p,
+                                  partition::state_change first, const std::string& error) {
+  auto it = pending_.find(tp);
+  if (it == pending_.end()) return;  // not ours (cannot happen: one open per partition)
+  pending_open want = std::move(it->second);
+  pending_.erase(it);
+  auto release_waiters = [this] {
+    if (!pending_.empty()) return;
+    auto waiters = std::move(open_waiters_);
+    open_waiters_.clear();
+    for (auto& w : waiters) w();
+  };
+  const fs::path parent = want.dir.parent_path();
+  if (!p) {
+    VLOG_ERROR(kLog) << "cannot open " << tp.str() << " in " << want.dir.string() << ": " << error;
+    if (auto c = partitions_per_dir_.find(parent);
+        want.counted && c != partitions_per_dir_.end() && c->second > 0) {
+      --c->second;
+    }
+    release_waiters();
+    return;
+  }
+  if (closed_) {
+    p->close();
+    release_waiters();
+    return;
+  }
+  if (want.remove) {
+    VLOG_INFO(kLog) << "removing " << tp.str() << " (StopReplica with delete while it opened)";
+    p->remove();
+    p.reset();
+    if (auto c = partitions_per_dir_.find(parent); c != partitions_per_dir_.end() && c->second > 0) {
+      --c->second;
+    }
+    if (want.reopen) {  // created again meanwhile: a new, empty log in its place
+      want.remove = want.reopen = false;
+      want.dir = dir_for(tp);
+      want.counted = options_.log_dirs.size() > 1;
+      if (want.counted) ++partitions_per_dir_[want.dir.parent_path()];
+      open_async(tp, std::move(want), -1, 0);
+      return;
+    }
+    release_waiters();
+    return;
+  }
+  if (want.fingerprint != want.opened_with) p->update_config(want.config);
+  p->set_isr_change_sink(isr_sink_);
+  partition& ref = *p;
+  partitions_[tp] = std::move(p);
+  config_fingerprint_[tp] = want.fingerprint;
+  VLOG_DEBUG(kLog) << "opened " << tp.str() << " log end offset " << ref.log_end_offset();
+  // The newest state apply() saw while it opened (usually the one it opened with: none).
+  const auto change = ref.apply_state(want.state, now_ms());
+  if (first == partition::state_change::role_change ||
+      change == partition::state_change::role_change) {
+    report_role(ref);
+  }
+  release_waiters();
+}
+
+void replica_manager::when_opened(std::function<void()> done) {
+  if (pending_.empty()) {
+    done();
+    return;
+  }
+  open_waiters_.push_back(std::move(done));
+}
+
+void replica_manager::report_role(partition& p) {
+  if (on_follow_) on_follow_(p.tp(), p.is_leader() ? -1 : p.leader(), p.leader_epoch());
+  if (on_leadership_) on_leadership_(p.tp(), p.is_leader());
 }
 
 void replica_manager::apply_role(partition& p, const cluster::partition_state& ps) {
@@ -202,6 +327,13 @@ void replica_manager::apply_role(partition& p, const cluster::partition_state& p
 
 void replica_manager::remove(const std::vector<topic_partition>& tps) {
   for (const auto& tp : tps) {
+    if (auto pending = pending_.find(tp); pending != pending_.end()) {
+      pending->second.remove = true;  // finish_open deletes it
+      pending->second.reopen = false;
+      hw_checkpoints_.erase(tp);
+      for (auto& [dir, points] : recovery_points_) points.erase(tp);
+      continue;
+    }
     auto it = partitions_.find(tp);
     if (it == partitions_.end()) continue;
     if (on_follow_) on_follow_(tp, -1, -1);
@@ -255,6 +387,16 @@ void replica_manager::write_recovery_checkpoints() {
   // per log dir to avoid cross-shard coordination.
   std::map<fs::path, std::map<topic_partition, int64_t>> by_dir;
   std::map<fs::path, std::map<topic_partition, int64_t>> hw_by_dir;
+  // Partitions not open (yet) keep the points read at start: their data has not changed.
+  for (const auto& [dir, points] : recovery_points_) {
+    for (const auto& [tp, offset] : points) {
+      if (partitions_.count(tp)) continue;
+      by_dir[dir][tp] = offset;
+      if (auto hw = hw_checkpoints_.find(tp); hw != hw_checkpoints_.end()) {
+        hw_by_dir[dir][tp] = hw->second;
+      }
+    }
+  }
   for (const auto& [tp, p] : partitions_) {
     by_dir[p->log().dir().parent_path()][tp] = p->log().recovery_point();
     hw_by_dir[p->log().dir().parent_path()][tp] = p->high_watermark();

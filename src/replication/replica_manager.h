@@ -13,7 +13,20 @@
 // A periodic timer runs each partition's housekeeping (flush policy, segment.ms roll,
 // retention, ISR shrink) and writes the recovery-point and high-watermark checkpoints.
 //
-// Threading: every method runs on the owning shard's loop.
+// Opening off the loop: with an opener set (set_opener: a pool for blocking file work),
+// apply() hands each partition it does not have yet to the opener, which opens its log
+// (creating or recovering it) and applies its first state — the fsyncs of a new log and
+// of its leader-epoch checkpoint, or a long recovery, never block the loop that serves
+// every other partition. The partition is installed back on this loop, with the newest
+// state apply() saw meanwhile; until then it is absent here (requests for it get
+// NOT_LEADER_OR_FOLLOWER, as for any partition this broker does not serve yet), and
+// when_opened() tells a caller (CreateTopics) when every pending open is done. A
+// StopReplica with delete that arrives meanwhile deletes it once it is open. Without an
+// opener (start-up recovery, which runs before the listener opens; tests) apply() opens
+// inline.
+//
+// Threading: every method runs on the owning shard's loop; the opener runs only
+// partition::open and the first apply_state, on a partition no other thread can see yet.
 #include <asio.hpp>
 #include <filesystem>
 #include <functional>
@@ -55,6 +68,13 @@ class replica_manager {
   }
 
   void apply(const cluster::metadata_snapshot& snapshot);
+  // `run` runs a job on another thread (see the header comment). The jobs post back to
+  // this loop, which must outlive them: the pool is joined before the loop is destroyed.
+  using opener = std::function<void(std::function<void()>)>;
+  void set_opener(opener run) { opener_ = std::move(run); }
+  // Calls `done` on this loop once no partition handed to the opener is still opening.
+  void when_opened(std::function<void()> done);
+  size_t opening() const { return pending_.size(); }
   // ISR changes of partitions led here (Kafka's IsrShrinksPerSec / IsrExpandsPerSec).
   uint64_t isr_shrinks() const { return isr_shrinks_; }
   uint64_t isr_expands() const { return isr_expands_; }
@@ -83,7 +103,28 @@ class replica_manager {
   void housekeeping();
   void write_recovery_checkpoints();
   void apply_role(partition& p, const cluster::partition_state& ps);
+  // The follower / leadership hooks for the partition's current role.
+  void report_role(partition& p);
   void schedule();
+
+  // A partition being opened by the opener: the newest state and config apply() saw for it
+  // meanwhile, where it goes, and whether a StopReplica with delete came in between.
+  struct pending_open {
+    cluster::partition_state state;
+    partition_config config;
+    std::string fingerprint;
+    std::string opened_with;  // the fingerprint of the config it was opened with
+    std::filesystem::path dir;
+    bool counted = false;  // counted in partitions_per_dir_ (a new directory)
+    bool remove = false;  // delete it once open
+    bool reopen = false;  // wanted again after `remove` (a topic re-created): open afresh
+  };
+  void open_async(const topic_partition& tp, pending_open want, int64_t recovery_point,
+                  int64_t hw_checkpoint);
+  void finish_open(const topic_partition& tp, std::unique_ptr<partition> p,
+                   partition::state_change first, const std::string& error);
+  void install(const topic_partition& tp, std::unique_ptr<partition> p,
+               const cluster::partition_state& state, const std::string& fingerprint);
 
   asio::io_context& loop_;
   replica_manager_options options_;
@@ -105,6 +146,11 @@ class replica_manager {
   int64_t last_checkpoint_ms_ = 0;
   int64_t last_producer_expiry_ms_ = 0;
   bool closed_ = false;
+  opener opener_;
+  std::map<topic_partition, pending_open> pending_;
+  std::vector<std::function<void()>> open_waiters_;
+  // False once this manager is destroyed: an open finishing later is then only closed.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace varve::replication

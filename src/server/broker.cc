@@ -34,6 +34,7 @@ broker::broker(config::broker_config config)
 }
 
 broker::~broker() {
+  if (open_pool_) open_pool_->join();
   if (fetchers_) fetchers_->stop();
   if (link_) link_->stop();
 }
@@ -294,6 +295,14 @@ bool broker::start(std::string* error) {
     for (auto& t : openers) t.join();
   }
   for (auto& rm : replica_managers_) rm->start();
+  // From here on, partitions open off the loops: creating 1,000 logs (fsyncs) or recovering
+  // a large one after a restart in a cluster no longer blocks every request on a loop.
+  open_pool_ = std::make_unique<asio::thread_pool>(4);  // mostly waiting for fsyncs
+  for (auto& rm : replica_managers_) {
+    rm->set_opener([pool = open_pool_.get()](std::function<void()> job) {
+      asio::post(*pool, std::move(job));
+    });
+  }
   if (config_.get_bool("auto.leader.rebalance.enable")) schedule_leader_rebalance();
   for (unsigned s = 0; s < shards_.count(); ++s) {
     watchdogs_.push_back(std::make_unique<asio::steady_timer>(shards_.loop(s)));
@@ -374,6 +383,32 @@ asio::awaitable<void> broker::propagate_metadata() {
   for (unsigned s = 0; s < shards_.count(); ++s) {
     auto op = shards_.invoke_on(s, [this, s, &snapshot] { replica_managers_[s]->apply(*snapshot); });
     co_await std::move(op);
+  }
+  // New partitions open off the loops; answer once they are open (so a topic is servable
+  // when CreateTopics answers), bounded like any controller call.
+  struct opened_wait {
+    explicit opened_wait(asio::any_io_executor ex) : timer(ex) {}
+    bool done = false;
+    asio::steady_timer timer;
+  };
+  const auto home = co_await asio::this_coro::executor;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (unsigned s = 0; s < shards_.count(); ++s) {
+    auto w = std::make_shared<opened_wait>(home);
+    asio::post(shards_.loop(s), [this, s, w, home] {
+      replica_managers_[s]->when_opened([w, home] {
+        asio::post(home, [w] {
+          w->done = true;
+          w->timer.cancel();
+        });
+      });
+    });
+    while (!w->done && std::chrono::steady_clock::now() < deadline) {
+      w->timer.expires_at(deadline);
+      asio::error_code ec;
+      auto wait = w->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      co_await std::move(wait);
+    }
   }
 }
 
