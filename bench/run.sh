@@ -157,6 +157,14 @@ field() {
   grep '^RESULT' "$1" | tail -1 | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
 
+# settle_disk: writes back every dirty page before a measured step, so no step pays for the
+# writeback of the step (or the broker) before it. Without it the second 1.4 GiB written in a
+# row (W1 with 2 clients, right after W1) ran into the kernel's background writeback and
+# dirty-page throttling, for either broker: once 396 against 1,233 MB/s for Varve.
+settle_disk() {
+  sync
+}
+
 # cpu_ticks PID: user + system CPU time of PID so far, in clock ticks.
 cpu_ticks() {
   awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
@@ -307,6 +315,7 @@ run_broker() {  # run_broker NAME(varve|kafka)
   log "$name: W1 produce $w1_records x $record_size B, acks=1, $partitions partitions"
   step "$logs/$name.create.log" "$loadgen" create --brokers "$b" --topic w1 \
     --partitions "$partitions" --config "segment.bytes=$segment_bytes"
+  settle_disk
   local c0 c1; c0=$(cpu_ticks "$broker_pid")
   step "$logs/$name.w1.log" "$loadgen" produce --brokers "$b" --topic w1 --records "$w1_records" \
     --record-size "$record_size" --acks 1 --linger-ms 5 --batch-size 1000000 --inflight 5
@@ -324,6 +333,7 @@ run_broker() {  # run_broker NAME(varve|kafka)
   log "$name: W1 with 2 producer clients, $w1_records x $record_size B in all"
   step "$logs/$name.create1b.log" "$loadgen" create --brokers "$b" --topic w1b \
     --partitions "$partitions" --config "segment.bytes=$segment_bytes"
+  settle_disk
   c0=$(cpu_ticks "$broker_pid")
   step "$logs/$name.w1b.log" "$loadgen" produce --brokers "$b" --topic w1b --records "$w1_records" \
     --record-size "$record_size" --acks 1 --linger-ms 5 --batch-size 1000000 --inflight 5 \
@@ -352,6 +362,7 @@ run_broker() {  # run_broker NAME(varve|kafka)
 
   log "$name: W3 end-to-end latency, $w3_rate records/s for ${w3_seconds}s, acks=all"
   step "$logs/$name.create3.log" "$loadgen" create --brokers "$b" --topic w3 --partitions "$partitions"
+  settle_disk
   step "$logs/$name.w3.log" "$loadgen" e2e --brokers "$b" --topic w3 --rate "$w3_rate" \
     --seconds "$w3_seconds" --warmup-seconds "$w3_warmup" --acks all --record-size "$record_size"
   R[$name.w3_p50]=$(field "$logs/$name.w3.log" p50_ms)
@@ -552,6 +563,7 @@ run_w2() {
     --config "min.insync.replicas=$w2_min_isr,segment.bytes=$segment_bytes"
   log "$name: W2 produce $w1_records x $record_size B, acks=all, RF=$w2_rf, min.insync.replicas=$w2_min_isr"
   local c0 c1
+  settle_disk
   c0=$(sum_cpu_ticks "${w2_all_pids[@]}")
   step "$logs/$name.w2.log" "$loadgen" produce --brokers "$b" --topic w2 --records "$w1_records" \
     --record-size "$record_size" --acks all --linger-ms 5 --batch-size 1000000 --inflight 5
@@ -587,6 +599,7 @@ run_w7() {
   sleep 2
   R[$name.w7_rss_topic]=$(rss_mib "$broker_pid" VmRSS)
   log "$name: W7 $w7_connections connections ($w7_producers producing) for ${w7_seconds}s over $w7_partitions partitions"
+  settle_disk
   step "$logs/$name.w7.log" "$loadgen" scale --brokers "$b" --topic w7 \
     --connections "$w7_connections" --producers "$w7_producers" --seconds "$w7_seconds" \
     --record-size "$record_size" --broker-pid "$broker_pid" --acks 1 --linger-ms 5 \
