@@ -165,6 +165,22 @@ settle_disk() {
   sync
 }
 
+# varve_metric NAME: the value of Varve's unlabelled metric NAME from its admin /metrics
+# (the broker started last by start_varve), or n/a.
+varve_metric() {
+  python3 - "$varve_admin_port" "$1" <<'PY' 2>/dev/null || echo n/a
+import sys, urllib.request
+port, name = sys.argv[1], sys.argv[2]
+text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+for line in text.splitlines():
+    if line.startswith(name + " "):
+        print(line.split()[1])
+        break
+else:
+    print("n/a")
+PY
+}
+
 # cpu_ticks PID: user + system CPU time of PID so far, in clock ticks.
 cpu_ticks() {
   awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
@@ -223,11 +239,12 @@ else
 fi
 
 # ------------------------------------------------------------------------------- brokers
-start_varve() {  # start_varve DIR PORT -> broker_pid
+start_varve() {  # start_varve DIR PORT -> broker_pid, varve_admin_port
+  varve_admin_port=$(free_port)
   cat > "$1/server.properties" <<EOF
 node.id=0
 listeners=PLAINTEXT://127.0.0.1:$2
-admin.listeners=
+admin.listeners=http://127.0.0.1:$varve_admin_port
 log.dirs=$1/data
 num.partitions=$partitions
 default.replication.factor=1
@@ -363,11 +380,19 @@ run_broker() {  # run_broker NAME(varve|kafka)
   log "$name: W3 end-to-end latency, $w3_rate records/s for ${w3_seconds}s, acks=all"
   step "$logs/$name.create3.log" "$loadgen" create --brokers "$b" --topic w3 --partitions "$partitions"
   settle_disk
+  local stalls0=""
+  [ "$name" = varve ] && stalls0=$(varve_metric varve_event_loop_stalls_total)
   step "$logs/$name.w3.log" "$loadgen" e2e --brokers "$b" --topic w3 --rate "$w3_rate" \
     --seconds "$w3_seconds" --warmup-seconds "$w3_warmup" --acks all --record-size "$record_size"
   R[$name.w3_p50]=$(field "$logs/$name.w3.log" p50_ms)
   R[$name.w3_p99]=$(field "$logs/$name.w3.log" p99_ms)
   R[$name.w3_p999]=$(field "$logs/$name.w3.log" p999_ms)
+  R[$name.w3_max]=$(field "$logs/$name.w3.log" max_ms)
+  if [ "$name" = varve ]; then
+    # The event-loop watchdog: did a blocked loop (>= 100 ms) cause W3's tail?
+    R[$name.w3_stalls]=$(awk -v a="$stalls0" -v b="$(varve_metric varve_event_loop_stalls_total)" \
+      'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/) print b - a; else print "n/a" }')
+  fi
 
   if [ "$xp_records" -gt 0 ]; then
     log "$name: cross-check kafka-producer-perf-test ($xp_records records)"
@@ -678,6 +703,8 @@ elapsed=$(( $(date +%s) - started_all ))
   row "W3 end-to-end p50 ms ($w3_rate rec/s, acks=all)" w3_p50
   row "W3 end-to-end p99 ms" w3_p99
   row "W3 end-to-end p99.9 ms" w3_p999
+  row "W3 end-to-end max ms" w3_max
+  row "W3 event-loop stalls >= 100 ms during W3 (Varve)" w3_stalls
   row "W4 consume MB/s, warm ($w1_records records)" w4_mbps
   row "W4 broker CPU seconds per GiB consumed" w4_cpu
   if [ "$mode" = full ]; then row "W4 consume MB/s, cold" w4cold_mbps; fi
