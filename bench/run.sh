@@ -239,7 +239,9 @@ else
 fi
 
 # ------------------------------------------------------------------------------- brokers
-start_varve() {  # start_varve DIR PORT -> broker_pid, varve_admin_port
+# prepare_varve DIR PORT: writes DIR/server.properties, with the admin listener on a free port
+# (varve_admin_port), before the clock of W6 starts (free_port runs python3: ~50-80 ms).
+prepare_varve() {
   varve_admin_port=$(free_port)
   cat > "$1/server.properties" <<EOF
 node.id=0
@@ -257,6 +259,9 @@ log.retention.hours=168
 group.initial.rebalance.delay.ms=0
 EOF
   mkdir -p "$1/data"
+}
+
+start_varve() {  # start_varve DIR PORT NAME -> broker_pid (after prepare_varve DIR PORT)
   "$varve_exe" broker "$1/server.properties" > "$logs/$3.broker.log" 2>&1 &
   broker_pid=$!
 }
@@ -318,6 +323,7 @@ run_broker() {  # run_broker NAME(varve|kafka)
   mkdir -p "$dir"
   local b=127.0.0.1:$port
   [ "$name" = kafka ] && prepare_kafka "$dir" "$port"
+  [ "$name" = varve ] && prepare_varve "$dir" "$port"
 
   log "$name: W6 start -> first acknowledged produce"
   local t0; t0=$(date +%s%N)
@@ -613,6 +619,7 @@ run_w7() {
   mkdir -p "$dir"
   local b=127.0.0.1:$port
   [ "$name" = kafka ] && prepare_kafka "$dir" "$port"
+  [ "$name" = varve ] && prepare_varve "$dir" "$port"
   log "$name: W7 start a fresh broker"
   if [ "$name" = varve ]; then start_varve "$dir" "$port" "$name.w7"; else start_kafka "$dir" "$port" "$name.w7"; fi
   current_broker=$name.w7
