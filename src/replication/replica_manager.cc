@@ -382,7 +382,7 @@ void replica_manager::housekeeping() {
   }
 }
 
-void replica_manager::write_recovery_checkpoints() {
+void replica_manager::write_recovery_checkpoints(bool here) {
   // Each shard owns a disjoint set of partitions, so each writes its own checkpoint file
   // per log dir to avoid cross-shard coordination.
   std::map<fs::path, std::map<topic_partition, int64_t>> by_dir;
@@ -402,9 +402,23 @@ void replica_manager::write_recovery_checkpoints() {
     hw_by_dir[p->log().dir().parent_path()][tp] = p->high_watermark();
   }
   const std::string suffix = "." + std::to_string(options_.shard);
+  std::vector<std::pair<fs::path, std::map<topic_partition, int64_t>>> files;
   for (const auto& dir : options_.log_dirs) {
-    write_checkpoint(dir / (std::string(kRecoveryCheckpoint) + suffix), by_dir[dir]);
-    write_checkpoint(dir / (std::string(kHighWatermarkCheckpoint) + suffix), hw_by_dir[dir]);
+    files.emplace_back(dir / (std::string(kRecoveryCheckpoint) + suffix), std::move(by_dir[dir]));
+    files.emplace_back(dir / (std::string(kHighWatermarkCheckpoint) + suffix),
+                       std::move(hw_by_dir[dir]));
+  }
+  const uint64_t seq = ++checkpoints_->issued;
+  auto write = [files = std::move(files), order = checkpoints_, seq] {
+    std::lock_guard lock(order->mu);
+    if (seq <= order->written) return;  // a newer checkpoint is on disk already
+    for (const auto& [file, entries] : files) write_checkpoint(file, entries);
+    order->written = seq;
+  };
+  if (here || !checkpoint_writer_) {
+    write();
+  } else {
+    checkpoint_writer_(std::move(write));
   }
 }
 
@@ -414,7 +428,7 @@ void replica_manager::close_all() {
   asio::error_code ignored;
   timer_.cancel();
   for (auto& [tp, p] : partitions_) p->close();
-  write_recovery_checkpoints();
+  write_recovery_checkpoints(true);
   VLOG_INFO(kLog) << "shard " << options_.shard << ": closed " << partitions_.size()
                   << " partitions cleanly";
   // Requests still in flight on open connections now find no partition and get

@@ -32,6 +32,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "cluster/metadata.h"
@@ -72,6 +73,11 @@ class replica_manager {
   // this loop, which must outlive them: the pool is joined before the loop is destroyed.
   using opener = std::function<void(std::function<void()>)>;
   void set_opener(opener run) { opener_ = std::move(run); }
+  // Runs the periodic checkpoint writes (write, fsync, rename of the recovery-point and
+  // high-watermark files) on another thread, so a slow fsync never stalls the loop; the
+  // newest write always wins (older ones still queued are skipped), and close_all() writes
+  // the last one on this thread. Unset: written on the loop.
+  void set_checkpoint_writer(opener run) { checkpoint_writer_ = std::move(run); }
   // Calls `done` on this loop once no partition handed to the opener is still opening.
   void when_opened(std::function<void()> done);
   size_t opening() const { return pending_.size(); }
@@ -101,7 +107,8 @@ class replica_manager {
   // partitions costs no directory scans.
   std::filesystem::path dir_for(const topic_partition& tp) const;
   void housekeeping();
-  void write_recovery_checkpoints();
+  // `here`: on this thread even with a checkpoint writer set (close_all).
+  void write_recovery_checkpoints(bool here = false);
   void apply_role(partition& p, const cluster::partition_state& ps);
   // The follower / leadership hooks for the partition's current role.
   void report_role(partition& p);
@@ -147,6 +154,15 @@ class replica_manager {
   int64_t last_producer_expiry_ms_ = 0;
   bool closed_ = false;
   opener opener_;
+  opener checkpoint_writer_;
+  // Orders the checkpoint writes across threads: a write issued earlier than the one on
+  // disk is skipped. `issued` is touched only on the loop, `written` under `mu`.
+  struct checkpoint_sequence {
+    std::mutex mu;
+    uint64_t issued = 0;
+    uint64_t written = 0;
+  };
+  std::shared_ptr<checkpoint_sequence> checkpoints_ = std::make_shared<checkpoint_sequence>();
   std::map<topic_partition, pending_open> pending_;
   std::vector<std::function<void()>> open_waiters_;
   // False once this manager is destroyed: an open finishing later is then only closed.

@@ -5,9 +5,11 @@
 #include <asio.hpp>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "common/test_util.h"
+#include "protocol/record_batch.h"
 
 namespace varve::replication {
 namespace {
@@ -128,6 +130,45 @@ TEST(replica_manager, a_topic_re_created_while_its_deleted_partition_opens_gets_
   ASSERT_NE(part, nullptr);
   EXPECT_TRUE(part->is_leader());
   EXPECT_EQ(part->log_end_offset(), 0);
+}
+
+std::map<std::string, int64_t> read_checkpoint_file(const fs::path& file) {
+  std::map<std::string, int64_t> out;
+  std::ifstream in(file);
+  int version = 0;
+  size_t n = 0;
+  in >> version >> n;
+  std::string topic;
+  int partition = 0;
+  int64_t offset = 0;
+  while (in >> topic >> partition >> offset) out[topic + "-" + std::to_string(partition)] = offset;
+  return out;
+}
+
+TEST(replica_manager, checkpoints_are_written_off_the_loop_and_an_older_one_never_wins) {
+  test_util::temp_dir dir{"varve-rm-test"};
+  asio::io_context loop;
+  replica_manager_options o;
+  o.log_dirs = {dir.path()};
+  o.housekeeping_interval_ms = 5;
+  o.recovery_checkpoint_interval_ms = 0;  // every housekeeping tick
+  replica_manager rm(loop, o, [](const cluster::topic_metadata&) { return partition_config{}; });
+  std::vector<std::function<void()>> queued;  // the writer thread, run by hand below
+  rm.set_checkpoint_writer([&](std::function<void()> job) { queued.push_back(std::move(job)); });
+  rm.apply(snapshot_of("t", 1, 0, 0));
+  rm.start();
+  loop.run_for(std::chrono::milliseconds(50));
+  ASSERT_FALSE(queued.empty());  // housekeeping handed its writes over, none written here
+  const fs::path file = dir.path() / "recovery-point-offset-checkpoint.0";
+  EXPECT_FALSE(fs::exists(file));
+
+  std::vector<protocol::record> records(3);
+  auto bytes = protocol::build_batch(records, protocol::batch_builder_options{});
+  ASSERT_EQ(rm.get({"t", 0})->append(bytes, 1, 1700000000000).error, protocol::error_code::none);
+  rm.close_all();  // flushes (recovery point 3) and writes the last checkpoint itself
+  EXPECT_EQ(read_checkpoint_file(file)["t-0"], 3);
+  for (auto& job : queued) job();  // older writes, recovery point 0, run late
+  EXPECT_EQ(read_checkpoint_file(file)["t-0"], 3);
 }
 
 TEST(replica_manager, without_an_opener_apply_opens_inline) {

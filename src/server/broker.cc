@@ -296,10 +296,14 @@ bool broker::start(std::string* error) {
   }
   for (auto& rm : replica_managers_) rm->start();
   // From here on, partitions open off the loops: creating 1,000 logs (fsyncs) or recovering
-  // a large one after a restart in a cluster no longer blocks every request on a loop.
+  // a large one after a restart in a cluster no longer blocks every request on a loop; the
+  // periodic checkpoint files (an fsync each) are written there too.
   open_pool_ = std::make_unique<asio::thread_pool>(4);  // mostly waiting for fsyncs
   for (auto& rm : replica_managers_) {
     rm->set_opener([pool = open_pool_.get()](std::function<void()> job) {
+      asio::post(*pool, std::move(job));
+    });
+    rm->set_checkpoint_writer([pool = open_pool_.get()](std::function<void()> job) {
       asio::post(*pool, std::move(job));
     });
   }

@@ -140,8 +140,9 @@ class broker {
   std::vector<std::unique_ptr<asio::steady_timer>> watchdogs_;
   std::unique_ptr<replication::replica_fetcher_manager> fetchers_;
   std::vector<std::unique_ptr<replication::replica_manager>> replica_managers_;
-  // Opens the partitions the controller assigns after start-up, off the event loops
-  // (replica_manager::set_opener). Joined first in ~broker: its jobs post to the loops.
+  // Blocking file work off the event loops: opening the partitions the controller assigns
+  // after start-up (replica_manager::set_opener) and the periodic checkpoint writes
+  // (set_checkpoint_writer). Joined first in ~broker: its jobs post to the loops.
   std::unique_ptr<asio::thread_pool> open_pool_;
   std::vector<std::unique_ptr<coordinator::group_coordinator>> group_coordinators_;
   std::vector<std::unique_ptr<txn_wiring>> txn_wirings_;
