@@ -197,20 +197,25 @@ void replica_manager::apply(const cluster::metadata_snapshot& snapshot) {
         if (new_dir) --partitions_per_dir_[dir.parent_path()];
         continue;
       }
-      install(tp, std::move(p), ps, fp.str());
+      apply_role(install(tp, std::move(p), fp.str()), ps);
     }
   }
 }
 
-void replica_manager::install(const topic_partition& tp, std::unique_ptr<partition> p,
-                              const cluster::partition_state& state,
-                              const std::string& fingerprint) {
+partition& replica_manager::install(const topic_partition& tp, std::unique_ptr<partition> p,
+                                    const std::string& fingerprint) {
   VLOG_DEBUG(kLog) << "opened " << tp.str() << " log end offset " << p->log_end_offset();
   p->set_isr_change_sink(isr_sink_);
   partition& ref = *p;
   partitions_[tp] = std::move(p);
   config_fingerprint_[tp] = fingerprint;
-  apply_role(ref, state);
+  return ref;
+}
+
+void replica_manager::uncount_dir(const fs::path& parent) {
+  if (auto c = partitions_per_dir_.find(parent); c != partitions_per_dir_.end() && c->second > 0) {
+    --c->second;
+  }
 }
 
 void replica_manager::open_async(const topic_partition& tp, pending_open want,
@@ -252,10 +257,7 @@ void replica_manager::finish_open(const topic_partition& tp, std::unique_ptr<par
   const fs::path parent = want.dir.parent_path();
   if (!p) {
     VLOG_ERROR(kLog) << "cannot open " << tp.str() << " in " << want.dir.string() << ": " << error;
-    if (auto c = partitions_per_dir_.find(parent);
-        want.counted && c != partitions_per_dir_.end() && c->second > 0) {
-      --c->second;
-    }
+    if (want.counted) uncount_dir(parent);
     release_waiters();
     return;
   }
@@ -268,9 +270,7 @@ void replica_manager::finish_open(const topic_partition& tp, std::unique_ptr<par
     VLOG_INFO(kLog) << "removing " << tp.str() << " (StopReplica with delete while it opened)";
     p->remove();
     p.reset();
-    if (auto c = partitions_per_dir_.find(parent); c != partitions_per_dir_.end() && c->second > 0) {
-      --c->second;
-    }
+    uncount_dir(parent);
     if (want.reopen) {  // created again meanwhile: a new, empty log in its place
       want.remove = want.reopen = false;
       want.dir = dir_for(tp);
@@ -283,11 +283,7 @@ void replica_manager::finish_open(const topic_partition& tp, std::unique_ptr<par
     return;
   }
   if (want.fingerprint != want.opened_with) p->update_config(want.config);
-  p->set_isr_change_sink(isr_sink_);
-  partition& ref = *p;
-  partitions_[tp] = std::move(p);
-  config_fingerprint_[tp] = want.fingerprint;
-  VLOG_DEBUG(kLog) << "opened " << tp.str() << " log end offset " << ref.log_end_offset();
+  partition& ref = install(tp, std::move(p), want.fingerprint);
   // The newest state apply() saw while it opened (usually the one it opened with: none).
   const auto change = ref.apply_state(want.state, now_ms());
   if (first == partition::state_change::role_change ||
@@ -341,9 +337,7 @@ void replica_manager::remove(const std::vector<topic_partition>& tps) {
     VLOG_INFO(kLog) << "removing " << tp.str() << " (StopReplica with delete)";
     const fs::path parent = it->second->log().dir().parent_path();
     it->second->remove();
-    if (auto c = partitions_per_dir_.find(parent); c != partitions_per_dir_.end() && c->second > 0) {
-      --c->second;
-    }
+    uncount_dir(parent);
     config_fingerprint_.erase(tp);
     hw_checkpoints_.erase(tp);
     for (auto& [dir, points] : recovery_points_) points.erase(tp);

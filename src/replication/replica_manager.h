@@ -130,8 +130,11 @@ class replica_manager {
                   int64_t hw_checkpoint);
   void finish_open(const topic_partition& tp, std::unique_ptr<partition> p,
                    partition::state_change first, const std::string& error);
-  void install(const topic_partition& tp, std::unique_ptr<partition> p,
-               const cluster::partition_state& state, const std::string& fingerprint);
+  // Makes an open partition this shard's (its role is applied by the caller).
+  partition& install(const topic_partition& tp, std::unique_ptr<partition> p,
+                     const std::string& fingerprint);
+  // One partition directory fewer in `parent` (partitions_per_dir_).
+  void uncount_dir(const std::filesystem::path& parent);
 
   asio::io_context& loop_;
   replica_manager_options options_;

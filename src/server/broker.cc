@@ -299,13 +299,12 @@ bool broker::start(std::string* error) {
   // a large one after a restart in a cluster no longer blocks every request on a loop; the
   // periodic checkpoint files (an fsync each) are written there too.
   open_pool_ = std::make_unique<asio::thread_pool>(4);  // mostly waiting for fsyncs
+  const auto on_pool = [pool = open_pool_.get()](std::function<void()> job) {
+    asio::post(*pool, std::move(job));
+  };
   for (auto& rm : replica_managers_) {
-    rm->set_opener([pool = open_pool_.get()](std::function<void()> job) {
-      asio::post(*pool, std::move(job));
-    });
-    rm->set_checkpoint_writer([pool = open_pool_.get()](std::function<void()> job) {
-      asio::post(*pool, std::move(job));
-    });
+    rm->set_opener(on_pool);
+    rm->set_checkpoint_writer(on_pool);
   }
   if (config_.get_bool("auto.leader.rebalance.enable")) schedule_leader_rebalance();
   for (unsigned s = 0; s < shards_.count(); ++s) {

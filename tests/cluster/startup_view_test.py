@@ -24,13 +24,11 @@ import os
 import sys
 import threading
 import time
-import traceback
 import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
-import cluster as cl  # noqa: E402
 import scenario_util as su  # noqa: E402
 from scenario_util import require  # noqa: E402
 
@@ -81,10 +79,7 @@ def body(c):
     took = time.monotonic() - t0
     su.log(f"topic created {took:.1f}s after the request (brokers joined at {HEAL_AFTER_S}s)")
 
-    def leaders():
-        p = c.partitions(TOPIC)
-        return p if len(p) == 3 and all(l >= 0 for l, _, _ in p.values()) else None
-    parts = su.wait_for(leaders, 30, f"a leader for every partition of {TOPIC}")
+    parts = su.wait_leaders(c, TOPIC, 3)
     su.log(f"{TOPIC}: {parts}")
     su.wait_for(lambda: True if ready_status(c, n) == 200 else None, 30,
                 f"broker {n} ready after the brokers joined")
@@ -92,24 +87,7 @@ def body(c):
 
 
 def main():
-    t0 = time.monotonic()
-    c = cl.Cluster(3, overrides={"unclean.leader.election.enable": "false"})
-    ok = False
-    try:
-        c.start(apart=True)
-        body(c)
-        ok = True
-        print(f"PASS startup_view ({time.monotonic() - t0:.0f}s)", flush=True)
-    except (su.ScenarioFailure, cl.ClusterError) as e:
-        print(f"FAIL startup_view: {e}", flush=True)
-    except Exception:
-        print(f"FAIL startup_view: unexpected error\n{traceback.format_exc()}", flush=True)
-    finally:
-        if not ok:
-            c.keep = True
-            c.report_logs()
-        c.close()
-    return 0 if ok else 1
+    return su.run_scenario("startup_view", body, apart=True)
 
 
 if __name__ == "__main__":

@@ -83,18 +83,23 @@ def create_topic(c, topic, partitions, rf, config=None, timeout=60):
     except cl.ClusterError as e:
         raise ScenarioFailure(str(e))
     # The broker that answers this metadata request may not have applied the controller's
-    # UpdateMetadata yet even though another one already showed the full ISR: ask until
-    # every partition is there (bounded).
+    # UpdateMetadata yet even though another one already showed the full ISR.
+    parts = wait_leaders(c, topic, partitions, timeout)
+    log(f"topic {topic}: {parts} config {config or {}}")
+    return parts
+
+
+def wait_leaders(c, topic, partitions, timeout=30):
+    """Asks the metadata until it shows all `partitions` of the topic, each with a leader
+    (bounded); returns {partition: (leader, replicas, isr)}."""
     deadline = time.monotonic() + timeout
     while True:
         parts = c.partitions(topic)
         if len(parts) == partitions and all(l >= 0 for l, _, _ in parts.values()):
-            break
+            return parts
         if time.monotonic() > deadline:
             raise ScenarioFailure(f"topic {topic}: metadata shows {parts} after {timeout}s")
         time.sleep(0.1)
-    log(f"topic {topic}: {parts} config {config or {}}")
-    return parts
 
 
 def pick_partition(c, topic, parts, want, what):
@@ -436,9 +441,11 @@ def require(cond, msg):
         raise ScenarioFailure(msg)
 
 
-def run_scenario(name, body, n=3, overrides=None):
+def run_scenario(name, body, n=3, overrides=None, apart=False):
     """Starts a cluster, runs body(c) and prints PASS/FAIL; on failure keeps the cluster dir
-    and prints each broker's warnings and errors. Returns the exit status.
+    and prints each broker's warnings and errors. Returns the exit status. `apart`: start it
+    with the brokers cut off from each other (Cluster.start(apart=True)), and do not wait for
+    every broker to show in Metadata.
 
     A cluster whose broker could not bind its listener (cluster.py picks each listener port
     with free_port() before the proxies bind theirs, so a proxy can take it first) is
@@ -451,8 +458,9 @@ def run_scenario(name, body, n=3, overrides=None):
         c = cl.Cluster(n, overrides=base)
         ok = retry = False
         try:
-            c.start()
-            wait_cluster(c)
+            c.start(apart=apart)
+            if not apart:
+                wait_cluster(c)
             body(c)
             ok = True
             print(f"PASS {name} ({time.monotonic() - t0:.0f}s)", flush=True)
